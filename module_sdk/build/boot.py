@@ -1,0 +1,117 @@
+# The boot script: runs INSIDE the wasm module, once, while the build pre-initializes it.
+#
+# The C runtime (module_sdk/runtime/spacetime.c) compiles this text, calls install() before the
+# interpreter finishes initializing (so even `encodings` comes through our importer), then main().
+# Every module is fetched from the build host through _spacetime._build_ask, so only what is actually
+# imported ends up in the snapshot, and sources are compiled by the CPython inside wasm: the build
+# host's own Python version never matters.
+#
+# Build-host protocol (queries are bytes, answers are bytes):
+#   b"?config"            -> b"main=<name>\n"
+#   b"?eager"             -> b"<name>,<name>" modules user code imports inside functions, not yet served
+#   b"find:<name>"        -> b"" (not found) | tag + origin + b"\0" + payload
+#                            tag: M/P = source of a module/package, m/p = marshalled code object
+#   b"code:<name>\0<marshal>"   a code object compiled here, for the build cache
+#   b"error:<report>"     a failure report (see _report)
+import sys
+import marshal
+import _spacetime
+import _frozen_importlib as _bootstrap
+
+_ask = _spacetime._build_ask
+
+
+class _BuildFinder:
+    """Serves modules from the build host (user code, module_sdk, the wasm stdlib, pure-Python deps)."""
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        reply = _ask(b"find:" + name.encode())
+        if not reply:
+            return None
+        tag = reply[:1]
+        origin, _, payload = reply[1:].partition(b"\0")
+        spec = _bootstrap.spec_from_loader(name, cls, origin=origin.decode(), is_package=tag in (b"P", b"p"))
+        spec.has_location = True
+        spec.loader_state = (tag, payload)
+        return spec
+
+    @staticmethod
+    def create_module(spec):
+        return None
+
+    @staticmethod
+    def exec_module(module):
+        spec = module.__spec__
+        tag, payload = spec.loader_state
+        spec.loader_state = None
+        if tag in (b"M", b"P"):
+            code = compile(payload, spec.origin, "exec", dont_inherit=True)
+            _ask(b"code:" + spec.name.encode() + b"\0" + marshal.dumps(code))
+        else:
+            code = marshal.loads(payload)
+        del payload
+        exec(code, module.__dict__)
+
+
+class _NotBundled:
+    """After the snapshot: an import nobody made at load time can't be served any more; say why."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        raise ModuleNotFoundError(
+            f"No module named {name!r}: it was not imported when the module was built. A SpacetimeDB module is "
+            f"snapshotted at build time, so import every module at the top level of your code "
+            f"(add `import {name}` there) and rebuild.",
+            name=name,
+        )
+
+
+_finder = _BuildFinder()
+
+
+def install():
+    sys.meta_path.append(_finder)
+
+
+def _report(exc):
+    """Send the failure to the build host as tab-separated lines it can map back to the user's files."""
+    lines = []
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        lines.append(f"frame\t{code.co_filename}\t{tb.tb_lineno}\t{code.co_name}")
+        tb = tb.tb_next
+    if isinstance(exc, SyntaxError):
+        lines.append(f"syntax\t{exc.filename}\t{exc.lineno or 0}\t{exc.offset or 0}")
+    name = exc.name if isinstance(exc, ImportError) and exc.name else ""
+    lines.append(f"import\t{name}")
+    msg = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+    lines.append(f"exc\t{type(exc).__name__}\t{msg}")
+    _ask(b"error:" + "\n".join(lines).encode("utf-8", "replace"))
+
+
+def main():
+    config = dict(line.split("=", 1) for line in _ask(b"?config").decode().splitlines() if "=" in line)
+    try:
+        __import__(config["main"])
+        while True:  # lazy imports found in the user files served so far; may reveal more user files
+            names = _ask(b"?eager").decode()
+            if not names:
+                break
+            for name in names.split(","):
+                try:
+                    __import__(name)
+                except ModuleNotFoundError as e:
+                    if e.name != name:  # an optional import that is really missing stays a runtime matter
+                        raise
+        from module_sdk import _dispatch as d
+    except BaseException as e:  # noqa: BLE001 - every failure must reach the build host, not trap
+        _report(e)
+        return None
+    sys.meta_path.remove(_finder)
+    sys.meta_path.append(_NotBundled)
+    for name in list(sys.modules):  # the boot namespace is discarded; drop what only it needed
+        if name == "_spacetime_boot":
+            del sys.modules[name]
+    return (d.describe_module, d.call_reducer, d.call_procedure, d.call_view, d.call_view_anon)

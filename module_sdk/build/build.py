@@ -1,0 +1,292 @@
+"""`spacetime-py build`: a Python module (a .py file or a package folder) becomes a core .wasm.
+
+1. Ensure the runtime wasm (cached per toolchain).
+2. Phase 1: instantiate it and let the interpreter inside import the user's module; every source is
+   served by `SourceResolver` and compiled *inside* wasm; the code objects come back and are cached.
+3. Phase 2 (only if phase 1 compiled anything): a fresh instance imports the same modules from the
+   compiled code, so the compiler's garbage is not part of the snapshot (it halves the size).
+4. Snapshot memory + globals into the output, then validate it against the SpacetimeDB ABI.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+from .runtime import ensure_runtime, runtime_key
+from .snapshot import Snapshotter, SnapshotError
+from .sources import Found, SourceResolver, lazy_imports
+from .toolchain import cache_dir, digest
+from .validate import validate_module
+
+BOOT_SCRIPT = Path(__file__).with_name("boot.py")  # runs inside the module, never imported here
+ASK_SINK = 0xFFFFFF00
+ANSWER_SOURCE = 0xFFFFFF01
+LEVELS = {0: "error", 1: "warn", 2: "info", 3: "debug", 4: "trace", 101: "panic"}
+
+Progress = Callable[[str], None]
+
+
+class BuildError(RuntimeError):
+    """A module could not be built; the message points at the user's file and line where possible."""
+
+
+@dataclass
+class ModuleProject:
+    """Where a module's code lives: the import root and the name of its main module."""
+
+    root: Path
+    main: str
+    source: Path
+
+    @classmethod
+    def locate(cls, path: str | Path) -> ModuleProject:
+        p = Path(path).resolve()
+        if p.is_file():
+            if p.suffix != ".py":
+                raise BuildError(f"{p}: expected a .py file or a folder")
+            if p.name == "__init__.py":
+                return cls(p.parent.parent, p.parent.name, p)
+            return cls(p.parent, p.stem, p)
+        if p.is_dir():
+            if (p / "__init__.py").is_file():
+                return cls(p.parent, p.name, p / "__init__.py")
+            for candidate in ("module.py", "main.py", "lib.py"):
+                if (p / candidate).is_file():
+                    return cls(p, candidate[:-3], p / candidate)
+            raise BuildError(f"{p}: no __init__.py, module.py, main.py or lib.py in this folder")
+        raise BuildError(f"{p}: no such file or folder")
+
+    def default_output(self) -> Path:
+        base = self.source.parent if self.source.name != "__init__.py" else self.source.parent
+        return base / "target" / "module.wasm"
+
+
+@dataclass
+class BuildResult:
+    output: Path
+    size: int
+    seconds: float
+    phases: int
+    modules: list[str]
+    logs: list[tuple[str, str]] = field(default_factory=list)
+
+
+class _BuildHost:
+    """The build side of the boot protocol (see boot.py) plus console_log during module load."""
+
+    def __init__(self, project: ModuleProject, resolver: SourceResolver, code_cache: dict[str, bytes], rt_key: str):
+        self.project = project
+        self.resolver = resolver
+        self.code_cache = code_cache  # module name -> marshalled code (phase 2 serves only these)
+        self.rt_key = rt_key
+        self.compiled_here = 0
+        self.served: dict[str, Found] = {}
+        self.lazy: list[str] = []
+        self.lazy_sent: set[str] = set()
+        self.answer = b""
+        self.error: str | None = None
+        self.logs: list[tuple[str, str]] = []
+
+    # -- the protocol --
+    def ask(self, query: bytes) -> bytes:
+        if query == b"?boot":
+            return BOOT_SCRIPT.read_bytes()
+        if query == b"?config":
+            return f"main={self.project.main}\n".encode()
+        if query == b"?eager":
+            names = [n for n in self.lazy if n not in self.lazy_sent and n not in self.served]
+            self.lazy_sent.update(names)
+            return ",".join(names).encode()
+        if query.startswith(b"find:"):
+            return self._find(query[5:].decode())
+        if query.startswith(b"code:"):
+            name, _, code = query[5:].partition(b"\0")
+            self._store_code(name.decode(), code)
+            return b""
+        if query.startswith(b"error:"):
+            self.error = query[6:].decode("utf-8", "replace")
+            return b""
+        raise BuildError(f"unexpected build query {query[:40]!r}")
+
+    def _code_path(self, found: Found, source: bytes) -> Path:
+        return cache_dir() / "code" / f"{digest(self.rt_key, found.origin, source)}.marshal"
+
+    def _find(self, name: str) -> bytes:
+        found = self.resolver.find(name)
+        if found is None:
+            return b""
+        self.served[name] = found
+        source = found.source()
+        if found.user:
+            self.lazy += [n for n in lazy_imports(found, source) if n not in self.lazy]
+        code = self.code_cache.get(name)
+        if code is None:
+            path = self._code_path(found, source)
+            if path.is_file():
+                code = path.read_bytes()
+                self.code_cache[name] = code
+        head = (b"p" if found.is_package else b"m") if code is not None else (b"P" if found.is_package else b"M")
+        return head + found.origin.encode() + b"\0" + (code if code is not None else source)
+
+    def _store_code(self, name: str, code: bytes) -> None:
+        self.compiled_here += 1
+        self.code_cache[name] = code
+        found = self.served[name]
+        path = self._code_path(found, found.source())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(code)
+        tmp.replace(path)
+
+    # -- wasm imports used while building --
+    def imports(self) -> dict[tuple[str, str], Callable]:
+        def sink_write(caller, sink, ptr, len_ptr):
+            mem = caller["memory"]
+            n = struct.unpack("<I", mem.read(caller, len_ptr, len_ptr + 4))[0]
+            if sink & 0xFFFFFFFF != ASK_SINK:
+                raise BuildError(f"bytes_sink_write({sink}) while building")
+            self.answer = self.ask(bytes(mem.read(caller, ptr, ptr + n)))
+            return 0
+
+        def source_read(caller, source, ptr, len_ptr):
+            if source & 0xFFFFFFFF != ANSWER_SOURCE:
+                raise BuildError(f"bytes_source_read({source}) while building")
+            mem = caller["memory"]
+            cap = struct.unpack("<I", mem.read(caller, len_ptr, len_ptr + 4))[0]
+            chunk, self.answer = self.answer[:cap], self.answer[cap:]
+            mem.write(caller, chunk, ptr)
+            mem.write(caller, struct.pack("<I", len(chunk)), len_ptr)
+            return 0 if self.answer else -1
+
+        def remaining(caller, source, out_ptr):
+            caller["memory"].write(caller, struct.pack("<I", len(self.answer)), out_ptr)
+            return 0
+
+        def console_log(caller, level, tp, tl, fp, fl, line, mp, ml):
+            mem = caller["memory"]
+            msg = bytes(mem.read(caller, mp, mp + ml)).decode("utf-8", "replace")
+            self.logs.append((LEVELS.get(level & 0xFF, "debug"), msg))
+
+        return {
+            ("spacetime_10.0", "bytes_sink_write"): sink_write,
+            ("spacetime_10.0", "bytes_source_read"): source_read,
+            ("spacetime_10.1", "bytes_source_remaining_length"): remaining,
+            ("spacetime_10.0", "console_log"): console_log,
+        }
+
+
+_snapshotters: dict[str, Snapshotter] = {}
+
+
+def _snapshotter(runtime: Path) -> Snapshotter:
+    key = str(runtime)
+    if key not in _snapshotters:  # one per process: long-lived tools (dev, tests) build many modules
+        _snapshotters[key] = Snapshotter(runtime.read_bytes())
+    return _snapshotters[key]
+
+
+def build(
+    path: str | Path,
+    output: str | Path | None = None,
+    *,
+    extra_paths: list[str | Path] = (),
+    progress: Progress | None = None,
+) -> BuildResult:
+    """Build the module at `path` into a .wasm and return where it went."""
+    t0 = time.perf_counter()
+    say = progress or (lambda msg: None)
+    project = ModuleProject.locate(path)
+    out = Path(output) if output else project.default_output()
+    runtime = ensure_runtime(say)
+    say("loading the runtime")
+    snap = _snapshotter(runtime)
+    rt_key = runtime_key()
+    code_cache: dict[str, bytes] = {}
+    phases = 0
+    while True:
+        phases += 1
+        resolver = SourceResolver([project.root], [Path(p).resolve() for p in extra_paths])
+        host = _BuildHost(project, resolver, code_cache, rt_key)
+        say(f"importing {project.main} inside the module" + (" (clean pass)" if phases > 1 else ""))
+        try:
+            image = snap.run(host.imports(), "stdb_build_init", drop_exports=())
+        except SnapshotError as e:
+            raise BuildError(_render_failure(host, project, str(e))) from None
+        if host.compiled_here == 0 or phases == 2:
+            break
+    say("validating")
+    validate_module(image)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(image)
+    return BuildResult(out, len(image), time.perf_counter() - t0, phases, sorted(host.served), host.logs)
+
+
+def _render_failure(host: _BuildHost, project: ModuleProject, fallback: str) -> str:
+    """Turn the in-wasm failure report into a traceback that points at the user's real files."""
+    if host.error is None:
+        logs = "\n".join(f"  [{lvl}] {msg}" for lvl, msg in host.logs)
+        return f"building {project.main} failed: {fallback}" + (f"\n{logs}" if logs else "")
+    frames, syntax, exc_type, message, import_name = [], None, "Error", "", ""
+    for line in host.error.splitlines():
+        kind, _, rest = line.partition("\t")
+        parts = rest.split("\t")
+        if kind == "frame" and len(parts) == 3:
+            frames.append((parts[0], int(parts[1]), parts[2]))
+        elif kind == "syntax" and len(parts) == 3:
+            syntax = (parts[0], int(parts[1]), int(parts[2]))
+        elif kind == "import":
+            import_name = parts[0]
+        elif kind == "exc":
+            exc_type, message = parts[0], "\t".join(parts[1:])
+    out = [f"error: building module {project.main!r} failed"]
+    user_frames = [f for f in frames if not f[0].startswith(("<", "module_sdk/"))]
+    for origin, lineno, func in user_frames or ([] if syntax else frames[-3:]):
+        path = host.resolver.by_origin.get(origin)
+        out.append(f'  File "{path or origin}", line {lineno}, in {func}')
+        src = _source_line(path, lineno)
+        if src:
+            out.append(f"    {src}")
+    if syntax:
+        origin, lineno, offset = syntax
+        path = host.resolver.by_origin.get(origin, origin)
+        out.append(f'  File "{path}", line {lineno}')
+        src = _source_line(host.resolver.by_origin.get(origin), lineno, strip=False)
+        if src is not None:
+            out.append(f"    {src.rstrip()}")
+            out.append("    " + " " * max(offset - 1, 0) + "^")
+    out.append(f"{exc_type}: {message}")
+    if exc_type == "ModuleNotFoundError" and import_name:
+        unsupported = host.resolver.unsupported.get(import_name)
+        if unsupported:
+            out.append(
+                f"hint: {import_name!r} is a compiled extension ({unsupported.path}); only pure-Python packages can run "
+                "inside a SpacetimeDB module"
+            )
+        elif import_name.lstrip("_") and import_name.startswith("_"):
+            out.append(
+                f"hint: {import_name!r} is a C extension of the standard library that the module runtime does not "
+                "include; the stdlib module that needs it is not supported inside a module"
+            )
+        else:
+            out.append(
+                f"hint: {import_name!r} was not found in {project.root}, the --path folders, the module runtime's "
+                "standard library or this environment's site-packages; install it (pure Python) or vendor it"
+            )
+    return "\n".join(out)
+
+
+def _source_line(path: Path | None, lineno: int, strip: bool = True) -> str | None:
+    if path is None or lineno <= 0:
+        return None
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    if lineno > len(lines):
+        return None
+    return lines[lineno - 1].strip() if strip else lines[lineno - 1]
