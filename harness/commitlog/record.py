@@ -1,0 +1,114 @@
+"""TxRecord: the codec for the common payload shape, one committed transaction.
+
+The commit log itself stores opaque bytes; this is the format the host uses for them. Rows are kept as
+their BSATN bytes, so the codec never needs table schemas. Format version 1, little-endian::
+
+    u8  version = 1
+    u64 tx_offset
+    i64 timestamp_us            microseconds since the Unix epoch
+    u32 n | n bytes             reducer name, UTF-8
+    u32 t                       inserts: number of tables, then t times:
+        u32 table_id | u32 r | r times (u32 n | n bytes of BSATN row)
+    u32 t                       deletes: same layout as inserts
+    u32 n | n bytes             meta (opaque, e.g. caller identity / connection id)
+
+Tables appear in dict order; decoding rejects truncated input and trailing bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from .errors import RecordDecodeError
+
+RECORD_VERSION = 1
+_HEAD = struct.Struct("<BQq")
+_U32 = struct.Struct("<I")
+_U32x2 = struct.Struct("<II")
+
+
+@dataclass(frozen=True)
+class TxRecord:
+    tx_offset: int
+    timestamp_us: int
+    reducer: str
+    inserts: dict[int, list[bytes]] = field(default_factory=dict)
+    deletes: dict[int, list[bytes]] = field(default_factory=dict)
+    meta: bytes = b""
+
+    def encode(self) -> bytes:
+        try:
+            name = self.reducer.encode("utf-8")
+            parts: list[bytes] = [
+                _HEAD.pack(RECORD_VERSION, self.tx_offset, self.timestamp_us),
+                _U32.pack(len(name)),
+                name,
+            ]
+            for tables in (self.inserts, self.deletes):
+                parts.append(_U32.pack(len(tables)))
+                for table_id, rows in tables.items():
+                    parts.append(_U32x2.pack(table_id, len(rows)))
+                    for row in rows:
+                        parts.append(_U32.pack(len(row)))
+                        parts.append(bytes(row))
+            parts.append(_U32.pack(len(self.meta)))
+            parts.append(bytes(self.meta))
+        except (struct.error, UnicodeEncodeError) as exc:
+            raise ValueError(f"cannot encode TxRecord: {exc}") from exc
+        return b"".join(parts)
+
+    @classmethod
+    def decode(cls, data: bytes | bytearray | memoryview) -> TxRecord:
+        buf = bytes(data)
+        try:
+            version, tx_offset, timestamp_us = _HEAD.unpack_from(buf, 0)
+            if version != RECORD_VERSION:
+                raise RecordDecodeError(f"unknown TxRecord version {version}")
+            pos = _HEAD.size
+            name, pos = _read_bytes(buf, pos)
+            inserts, pos = _read_tables(buf, pos)
+            deletes, pos = _read_tables(buf, pos)
+            meta, pos = _read_bytes(buf, pos)
+            reducer = name.decode("utf-8")
+        except (struct.error, UnicodeDecodeError) as exc:
+            raise RecordDecodeError(f"malformed TxRecord: {exc}") from exc
+        if pos != len(buf):
+            raise RecordDecodeError(f"{len(buf) - pos} trailing bytes after TxRecord")
+        return cls(tx_offset, timestamp_us, reducer, inserts, deletes, meta)
+
+
+def _read_bytes(buf: bytes, pos: int) -> tuple[bytes, int]:
+    (n,) = _U32.unpack_from(buf, pos)
+    pos += 4
+    end = pos + n
+    if end > len(buf):
+        raise RecordDecodeError(f"length {n} at byte {pos - 4} runs past the end")
+    return buf[pos:end], end
+
+
+def _read_tables(buf: bytes, pos: int) -> tuple[dict[int, list[bytes]], int]:
+    (t,) = _U32.unpack_from(buf, pos)
+    pos += 4
+    tables: dict[int, list[bytes]] = {}
+    for _ in range(t):
+        table_id, r = _U32x2.unpack_from(buf, pos)
+        pos += 8
+        if r > len(buf) - pos:  # each row costs >= 4 bytes: refuse absurd counts before allocating
+            raise RecordDecodeError(f"row count {r} at byte {pos - 4} exceeds the data")
+        rows = []
+        for _ in range(r):
+            row, pos = _read_bytes(buf, pos)
+            rows.append(row)
+        if table_id in tables:
+            raise RecordDecodeError(f"table {table_id} appears twice")
+        tables[table_id] = rows
+    return tables, pos
+
+
+def encode_tx(record: TxRecord) -> bytes:
+    return record.encode()
+
+
+def decode_tx(data: bytes | bytearray | memoryview) -> TxRecord:
+    return TxRecord.decode(data)

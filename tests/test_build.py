@@ -1,0 +1,176 @@
+"""The build: a Python module becomes a core .wasm a SpacetimeDB server accepts (issue: build)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import wasmtime as wt
+
+from module_sdk import abi_spec
+from module_sdk.build import BuildError, InvalidModule, build, validate_module
+from module_sdk.build import wasm as wasmfmt
+
+pytestmark = pytest.mark.slow
+
+
+def write(tmp: Path, name: str, text: str) -> Path:
+    path = tmp / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_output_imports_only_spacetime_abi_and_exports_what_the_host_calls(tmp_path):
+    src = write(tmp_path, "tiny.py", "import module_sdk\n")
+    result = build(src, tmp_path / "tiny.wasm")
+    data = result.output.read_bytes()
+    info = validate_module(data)
+    assert info.imports, "ABI detection needs at least one spacetime import"
+    for imp in info.imports:
+        assert imp.module.startswith("spacetime_10.")
+        assert (imp.module, imp.name) in abi_spec.IMPORTS
+    names = {e.name for e in info.exports}
+    assert {"memory", "__describe_module__", "__call_reducer__"} <= names
+    # the pre-initialization entry points are gone: a server must not re-run them
+    assert not names & {"_initialize", "stdb_build_init"}
+    assert not any(n.startswith("__snap_g") for n in names)
+    # and wasmtime with only MVP-era features accepts it
+    engine = wt.Engine()
+    module = wt.Module(engine, data)
+    assert {i.module for i in module.imports} <= {f"spacetime_10.{m}" for m in range(6)}
+
+
+def test_build_is_reproducible(tmp_path):
+    src = write(tmp_path, "same.py", "import module_sdk\nX = [i * i for i in range(100)]\n")
+    a = build(src, tmp_path / "a.wasm").output.read_bytes()
+    b = build(src, tmp_path / "b.wasm").output.read_bytes()
+    assert a == b
+
+
+def test_warm_build_takes_one_pass_and_changed_source_two(tmp_path):
+    src = write(tmp_path, "passes.py", "import module_sdk\nVALUE = 1\n")
+    build(src, tmp_path / "p.wasm")
+    assert build(src, tmp_path / "p.wasm").phases == 1  # everything came from the code cache
+    src.write_text("import module_sdk\nVALUE = 2\n")
+    assert build(src, tmp_path / "p.wasm").phases == 2  # compiled inside wasm, then a clean pass
+
+
+def test_syntax_error_points_at_user_file_and_line(tmp_path):
+    src = write(tmp_path, "broken.py", "import module_sdk\n\ndef f(:\n    pass\n")
+    with pytest.raises(BuildError) as e:
+        build(src, tmp_path / "x.wasm")
+    msg = str(e.value)
+    assert f'File "{src}", line 3' in msg
+    assert "SyntaxError" in msg
+
+
+def test_exception_at_import_shows_user_traceback(tmp_path):
+    write(tmp_path, "pkg/__init__.py", "from .inner import VALUE\n")
+    inner = write(tmp_path, "pkg/inner.py", "import module_sdk\nVALUE = {}['missing']\n")
+    with pytest.raises(BuildError) as e:
+        build(tmp_path / "pkg", tmp_path / "x.wasm")
+    msg = str(e.value)
+    assert f'File "{inner}", line 2, in <module>' in msg
+    assert "VALUE = {}['missing']" in msg
+    assert "KeyError: 'missing'" in msg
+
+
+def test_missing_dependency_is_named(tmp_path):
+    src = write(tmp_path, "needs.py", "import module_sdk\nimport definitely_not_installed_pkg\n")
+    with pytest.raises(BuildError) as e:
+        build(src, tmp_path / "x.wasm")
+    assert "definitely_not_installed_pkg" in str(e.value)
+    assert "pure Python" in str(e.value)
+
+
+def test_compiled_extension_dependency_is_refused_by_name(tmp_path):
+    write(tmp_path, "fastthing.cpython-311-x86_64-linux-gnu.so", "not really a shared object")
+    src = write(tmp_path, "uses_ext.py", "import module_sdk\nimport fastthing\n")
+    with pytest.raises(BuildError) as e:
+        build(src, tmp_path / "x.wasm")
+    assert "compiled extension" in str(e.value)
+    assert "fastthing" in str(e.value)
+
+
+def test_unsupported_stdlib_c_extension_is_named(tmp_path):
+    src = write(tmp_path, "db.py", "import module_sdk\nimport sqlite3\n")
+    with pytest.raises(BuildError) as e:
+        build(src, tmp_path / "x.wasm")
+    assert "_sqlite3" in str(e.value) and "does not include" in str(e.value)
+
+
+def test_dependencies_from_extra_path_are_bundled(tmp_path):
+    write(tmp_path, "vendor/helperlib/__init__.py", "def triple(x):\n    return 3 * x\n")
+    src = write(tmp_path, "app/uses.py", "import module_sdk\nimport helperlib\nN = helperlib.triple(14)\n")
+    result = build(src, tmp_path / "x.wasm", extra_paths=[tmp_path / "vendor"])
+    assert "helperlib" in result.modules
+
+
+def test_lazy_import_inside_a_function_is_bundled(tmp_path):
+    src = write(tmp_path, "lazy.py", "import module_sdk\n\ndef later():\n    import colorsys\n    return colorsys\n")
+    result = build(src, tmp_path / "x.wasm")
+    assert "colorsys" in result.modules
+
+
+def test_print_at_import_time_is_shown_by_the_build(tmp_path):
+    src = write(tmp_path, "chatty.py", "import module_sdk\nprint('hello from load time')\n")
+    result = build(src, tmp_path / "x.wasm")
+    assert ("info", "hello from load time") in result.logs
+
+
+# ---- validation of what a SpacetimeDB server would refuse ----
+
+def wat(text: str) -> bytes:
+    return wt.wat2wasm(text)
+
+
+GOOD = """
+(module
+  (import "spacetime_10.0" "bytes_sink_write" (func (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "__describe_module__") (param i32))
+  (func (export "__call_reducer__") (param i32 i64 i64 i64 i64 i64 i64 i64 i32 i32) (result i32) i32.const 0))
+"""
+
+
+def test_validator_accepts_a_minimal_module():
+    validate_module(wat(GOOD))
+
+
+@pytest.mark.parametrize(
+    "mutation, needle",
+    [
+        (('(import "spacetime_10.0" "bytes_sink_write"', '(import "wasi_snapshot_preview1" "fd_write"'), "WASI"),
+        (('"bytes_sink_write" (func (param i32 i32 i32)', '"bytes_sink_write" (func (param i32 i32)'), "signature"),
+        (('"spacetime_10.0" "bytes_sink_write"', '"spacetime_10.6" "bytes_sink_write"'), "not a SpacetimeDB ABI"),
+        (('(export "memory")', ""), "memory"),
+        (('(export "__call_reducer__")', ""), "__call_reducer__ is missing"),
+        (("(param i32 i64 i64 i64 i64 i64 i64 i64 i32 i32)", "(param i32 i64 i64 i64 i64 i64 i64 i32 i32)"),
+         "__call_reducer__ has signature"),
+        (("(func (export \"__describe_module__\") (param i32))",
+          "(func (export \"__describe_module__\") (param i32) i32.const 0 i32.const 0 i32.const 0 memory.fill)"),
+         "feature"),
+    ],
+)
+def test_validator_refuses_what_a_server_refuses(mutation, needle):
+    old, new = mutation
+    assert old in GOOD
+    with pytest.raises(InvalidModule) as e:
+        validate_module(wat(GOOD.replace(old, new)))
+    assert needle in str(e.value)
+
+
+def test_validator_names_text_format_and_components():
+    with pytest.raises(InvalidModule, match="text format"):
+        validate_module(GOOD.encode())
+    with pytest.raises(InvalidModule, match="component"):
+        validate_module(b"\0asm\x0d\0\x01\0")
+    with pytest.raises(InvalidModule, match="not a WebAssembly binary"):
+        validate_module(b"garbage bytes")
+
+
+def test_section_roundtrip_is_lossless():
+    data = wat(GOOD)
+    assert wasmfmt.emit(wasmfmt.sections(data)) == data
