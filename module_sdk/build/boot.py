@@ -10,7 +10,8 @@
 #   b"?config"            -> b"main=<name>\n"
 #   b"?eager"             -> b"<name>,<name>" modules user code imports inside functions, not yet served
 #   b"find:<name>"        -> b"" (not found) | tag + origin + b"\0" + payload
-#                            tag: M/P = source of a module/package, m/p = marshalled code object
+#                            tag: M/P = source of a module/package, m/p = marshalled code object;
+#                            origins not starting with "<" or "module_sdk/" are user code
 #   b"code:<name>\0<marshal>"   a code object compiled here, for the build cache
 #   b"error:<report>"     a failure report (see _report)
 import sys
@@ -46,7 +47,9 @@ class _BuildFinder:
         tag, payload = spec.loader_state
         spec.loader_state = None
         if tag in (b"M", b"P"):
-            code = compile(payload, spec.origin, "exec", dont_inherit=True)
+            # The stdlib and the SDK drop docstrings (-OO); user code and dependencies keep theirs.
+            library = spec.origin.startswith(("<stdlib>", "module_sdk/"))
+            code = compile(payload, spec.origin, "exec", dont_inherit=True, optimize=2 if library else 0)
             _ask(b"code:" + spec.name.encode() + b"\0" + marshal.dumps(code))
         else:
             code = marshal.loads(payload)

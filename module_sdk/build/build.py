@@ -205,7 +205,7 @@ def build(
     runtime = ensure_runtime(say)
     say("loading the runtime")
     snap = _snapshotter(runtime)
-    rt_key = runtime_key()
+    rt_key = digest(runtime_key(), BOOT_SCRIPT.read_bytes())  # compiled code depends on both
     code_cache: dict[str, bytes] = {}
     phases = 0
     while True:
