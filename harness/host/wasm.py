@@ -1,0 +1,246 @@
+"""Fast crossings between Python and wasm on the PyPI `wasmtime` package.
+
+The package's plain API costs ~70 µs to call `__call_reducer__` and ~7 µs per host import (it rebuilds
+type objects on every call; shared/reference/wasmtime-py-host-costs.md).  Here imports are
+`wasmtime_func_new_unchecked` callbacks that read their arguments straight from the raw value slots,
+and exports are called with `wasmtime_func_call_unchecked` on a preallocated slot buffer: ~1 µs per
+export call and well under 1 µs per import.
+
+One Engine per process (function types are bound to an engine).  Calls go through `ctypes.CDLL`, which
+releases the GIL while wasm runs, so the epoch ticker thread can interrupt a runaway call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+import threading
+import time
+from collections.abc import Callable
+from ctypes import CFUNCTYPE, POINTER, addressof, c_size_t, c_uint32, c_uint64, c_void_p, cast
+from dataclasses import dataclass
+from pathlib import Path
+
+import wasmtime as wt
+from wasmtime import _ffi
+
+from module_sdk.build.toolchain import WASMTIME_VERSION, cache_dir, digest
+
+_LIB = ctypes.CDLL(_ffi.filename)
+_call_unchecked = _LIB.wasmtime_func_call_unchecked
+_call_unchecked.argtypes = [c_void_p, c_void_p, c_void_p, c_size_t, c_void_p]
+_call_unchecked.restype = c_void_p  # wasmtime_error_t*
+_new_unchecked = _LIB.wasmtime_func_new_unchecked
+_new_unchecked.argtypes = [c_void_p] * 6
+_new_unchecked.restype = None
+_set_epoch_deadline = _LIB.wasmtime_context_set_epoch_deadline
+_set_epoch_deadline.argtypes = [c_void_p, c_uint64]
+_set_epoch_deadline.restype = None
+_trap_new = _LIB.wasmtime_trap_new
+_trap_new.argtypes = [c_void_p, c_size_t]
+_trap_new.restype = c_void_p
+
+CALLBACK = CFUNCTYPE(c_size_t, c_void_p, c_void_p, POINTER(c_uint32), c_size_t)
+EPOCH_TICK_S = 0.01
+SLOT = 16  # bytes per wasmtime_val_raw_t
+
+
+class Trap(Exception):
+    """The wasm call trapped (or a host import asked it to); the instance must be discarded."""
+
+    def __init__(self, message: str, kind: str = "trap", cause: BaseException | None = None):
+        super().__init__(message)
+        self.kind = kind  # "timeout" | "out_of_fuel" | "stack_overflow" | "memory" | "host" | "trap"
+        self.cause = cause
+
+
+class HostTrap(Exception):
+    """Raised by an import implementation to trap the guest (bad pointer, invalid UTF-8, ...)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: float | None = 10.0  # wall-clock deadline per export call (epoch interruption)
+    memory_bytes: int | None = 512 * 1024 * 1024  # linear memory cap
+    max_wasm_stack: int = 1024 * 1024  # native stack for JIT code; overflow traps
+
+
+_ENGINE: wt.Engine | None = None
+_ENGINE_LOCK = threading.Lock()
+ENGINE_CONFIG = "cranelift=speed;epoch=1;memory_may_move=0;stack=1048576"
+
+
+def engine() -> wt.Engine:
+    """The process-wide engine (epoch interruption on; a ticker thread advances the epoch)."""
+    global _ENGINE
+    with _ENGINE_LOCK:
+        if _ENGINE is None:
+            cfg = wt.Config()
+            cfg.cranelift_opt_level = "speed"
+            cfg.epoch_interruption = True
+            cfg.memory_may_move = False  # lets a memoryview over linear memory stay valid across memory.grow
+            cfg.max_wasm_stack = Limits.max_wasm_stack
+            _ENGINE = wt.Engine(cfg)
+            threading.Thread(target=_tick, args=(_ENGINE,), name="wasm-epoch", daemon=True).start()
+        return _ENGINE
+
+
+def _tick(eng: wt.Engine) -> None:
+    while True:
+        time.sleep(EPOCH_TICK_S)
+        eng.increment_epoch()
+
+
+def compile_module(data: bytes) -> wt.Module:
+    """Compile, or load from the on-disk cache keyed by wasm hash + wasmtime version + engine config."""
+    path = cache_dir() / "modules" / f"{digest(data, WASMTIME_VERSION, ENGINE_CONFIG)}.cwasm"
+    eng = engine()
+    if path.is_file():
+        try:
+            return wt.Module.deserialize_file(eng, str(path))
+        except wt.WasmtimeError:
+            path.unlink(missing_ok=True)
+    module = wt.Module(eng, data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(f"{path}.{id(module)}.tmp")
+    tmp.write_bytes(module.serialize())
+    tmp.replace(path)
+    return module
+
+
+ImportImpl = Callable[[ctypes._Pointer], None]  # reads args from p[4*i], writes a result to p[0]
+
+
+class Instance:
+    """One store + instance whose imports are Python functions taking the raw slot pointer.
+
+    `imports` maps (module, name) to impl(p).  An impl may raise HostTrap (or anything else) to trap the
+    guest; the exception comes back out of `call` as `Trap` with `.cause` set.
+    """
+
+    def __init__(self, module: wt.Module, imports: dict[tuple[str, str], ImportImpl], limits: Limits | None = None):
+        limits = limits or Limits()
+        self.limits = limits
+        self.store = wt.Store(engine())
+        if limits.memory_bytes:
+            self.store.set_limits(memory_size=limits.memory_bytes)
+        self._ctx = cast(self.store._context(), c_void_p).value
+        self._pending: list[BaseException] = []
+        self._callbacks = []  # CFUNCTYPE objects must outlive the store
+        externs = []
+        for imp in module.imports:
+            impl = imports.get((imp.module, imp.name))
+            if impl is None:
+                raise LinkError(f"unknown import {imp.module}.{imp.name}")
+            externs.append(self._host_func(imp.type, impl, f"{imp.module}.{imp.name}"))
+        self._set_deadline()
+        self.instance = wt.Instance(self.store, module, externs)
+        self.exports = self.instance.exports(self.store)
+        mem = self.exports.get("memory") if "memory" in self.exports else None
+        self.memory: wt.Memory | None = mem if isinstance(mem, wt.Memory) else None
+        self.mv = memoryview(b"")
+        self.refresh_memory()
+
+    def _host_func(self, functype: wt.FuncType, impl: ImportImpl, name: str) -> wt.Func:
+        pending = self._pending
+
+        def callback(env, caller, p, n):
+            try:
+                impl(p)
+                return 0
+            except BaseException as e:  # noqa: BLE001 - an exception escaping a ctypes callback crashes the process
+                e.add_note(f"in host import {name}")
+                pending.append(e)
+                msg = f"host import {name} failed: {type(e).__name__}: {e}".encode()
+                return _trap_new(msg, len(msg)) or 0
+
+        cb = CALLBACK(callback)
+        self._callbacks.append(cb)
+        out = _ffi.wasmtime_func_t()
+        _new_unchecked(self._ctx, cast(functype.ptr(), c_void_p).value, cast(cb, c_void_p).value, None, None,
+                       addressof(out))
+        return wt.Func._from_raw(out)
+
+    def refresh_memory(self) -> memoryview:
+        """Re-view linear memory after the guest may have grown it (the base never moves)."""
+        if self.memory is None:
+            return self.mv
+        base = cast(self.memory.data_ptr(self.store), c_void_p).value
+        size = self.memory.data_len(self.store)
+        self.mv = memoryview((ctypes.c_ubyte * size).from_address(base)).cast("B")
+        return self.mv
+
+    def _set_deadline(self) -> None:
+        t = self.limits.timeout_s
+        ticks = (1 << 62) if t is None else max(1, int(t / EPOCH_TICK_S) + 1)
+        _set_epoch_deadline(self._ctx, ticks)
+
+    def export(self, name: str) -> Callable[..., int | None]:
+        """A fast caller for export `name`: f(*int_args) -> i32/i64 result or None."""
+        func = self.exports[name]
+        if not isinstance(func, wt.Func):
+            raise KeyError(f"export {name} is not a function")
+        ty = func.type(self.store)
+        params = [str(p) for p in ty.params]
+        results = [str(r) for r in ty.results]
+        fmt = struct.Struct("<" + "".join("Q8x" if p == "i64" else "I12x" for p in params))
+        masks = tuple((1 << 64) - 1 if p == "i64" else 0xFFFFFFFF for p in params)
+        nslots = max(len(params), len(results), 1)
+        raw = (ctypes.c_ubyte * (SLOT * nslots))()
+        trap = POINTER(_ffi.wasm_trap_t)()
+        argv = (self._ctx, addressof(func._func), addressof(raw), nslots, addressof(trap))
+        result_fmt = {"i32": "<i", "i64": "<q"}.get(results[0]) if results else None
+        pack_into, unpack_from = fmt.pack_into, struct.unpack_from
+        set_deadline, pending = self._set_deadline, self._pending
+
+        def call(*args):
+            pack_into(raw, 0, *[a & m for a, m in zip(args, masks)])
+            set_deadline()
+            err = _call_unchecked(*argv)
+            if err or trap:
+                self._raise(err, trap)
+            if pending:  # an import failed without trapping (should not happen): surface it
+                e = pending.pop()
+                pending.clear()
+                raise Trap(f"host error: {e}", "host", e)
+            return unpack_from(result_fmt, raw, 0)[0] if result_fmt else None
+
+        return call
+
+    def _raise(self, err: int | None, trap) -> None:
+        if err:
+            msg = str(wt.WasmtimeError._from_ptr(cast(err, POINTER(_ffi.wasmtime_error_t))))
+        else:
+            msg = str(wt.Trap._from_ptr(trap))  # takes ownership of the trap
+            ctypes.memset(addressof(trap), 0, ctypes.sizeof(trap))
+        cause = self._pending.pop() if self._pending else None
+        self._pending.clear()
+        if cause is not None:
+            where = cause.__notes__[-1] if getattr(cause, "__notes__", None) else "in a host import"
+            raise Trap(f"{type(cause).__name__}: {cause} ({where})", "host", cause)
+        low = msg.lower()
+        if "interrupt" in low:
+            kind = "timeout"
+        elif "fuel" in low:
+            kind = "out_of_fuel"
+        elif "stack" in low and ("exhausted" in low or "overflow" in low):
+            kind = "stack_overflow"
+        elif "out of bounds memory" in low or "memory" in low and "grow" in low:
+            kind = "memory"
+        else:
+            kind = "trap"
+        raise Trap(msg.splitlines()[0] if msg else "wasm trap", kind)
+
+
+class LinkError(Exception):
+    """The module imports something this host does not provide."""
+
+
+def trap_if(cond: bool, message: str) -> None:
+    if cond:
+        raise HostTrap(message)
+
+
+U32 = struct.Struct("<I")
+U64 = struct.Struct("<Q")
+__all__ = ["Instance", "Limits", "LinkError", "Trap", "HostTrap", "compile_module", "engine", "U32", "U64", "c_uint32"]

@@ -1,0 +1,152 @@
+"""The host runs a hand-written core module that uses the ABI the way a Rust-built module does
+(no Python inside), so the host is not tested only against our own SDK."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+import wasmtime as wt
+
+from harness.host import Database, Limits, ModuleLoadError
+from module_sdk.sats import Identity
+
+
+def s(text: str) -> bytes:
+    b = text.encode()
+    return struct.pack("<I", len(b)) + b
+
+
+def some(b: bytes) -> bytes:
+    return b"\x00" + b
+
+
+def vec(*items: bytes) -> bytes:
+    return struct.pack("<I", len(items)) + b"".join(items)
+
+
+def product(*elements: tuple[str, bytes]) -> bytes:
+    return vec(*[some(s(n)) + t for n, t in elements])
+
+
+U32, U64, STRING = b"\x0b", b"\x0d", b"\x04"
+UNIT = b"\x02" + vec()
+
+# RawModuleDef::V10 with one table `counter {id: u32 pk, n: u64}` and reducers written by hand.
+MODULE_DEF = b"\x02" + vec(
+    b"\x00" + vec(b"\x02" + product(("id", U32), ("n", U64))),  # typespace
+    b"\x01" + vec(vec() + s("Counter") + struct.pack("<I", 0) + b"\x01"),  # types
+    b"\x02" + vec(  # tables
+        s("counter") + struct.pack("<I", 0) + vec(struct.pack("<H", 0))
+        + vec(some(s("counter_id_idx_btree")) + some(s("id")) + b"\x00" + vec(struct.pack("<H", 0)))
+        + vec(b"\x01" + b"\x00" + vec(struct.pack("<H", 0)))
+        + vec() + b"\x01" + b"\x00" + vec() + b"\x00"
+    ),
+    b"\x03" + vec(  # reducers: ids 0..3
+        s("insert_counter") + product(("id", U32), ("n", U64)) + b"\x01" + UNIT + STRING,
+        s("fail") + vec() + b"\x01" + UNIT + STRING,
+        s("spin") + vec() + b"\x01" + UNIT + STRING,
+        s("crash") + vec() + b"\x01" + UNIT + STRING,
+    ),
+)
+
+
+def wat_string(b: bytes) -> str:
+    return "".join(f"\\{x:02x}" for x in b)
+
+
+WAT = f"""
+(module
+  (import "spacetime_10.0" "bytes_sink_write" (func $sink_write (param i32 i32 i32) (result i32)))
+  (import "spacetime_10.0" "bytes_source_read" (func $source_read (param i32 i32 i32) (result i32)))
+  (import "spacetime_10.0" "table_id_from_name" (func $table_id (param i32 i32 i32) (result i32)))
+  (import "spacetime_10.0" "datastore_insert_bsatn" (func $insert (param i32 i32 i32) (result i32)))
+  (import "spacetime_10.0" "console_log" (func $log (param i32 i32 i32 i32 i32 i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 4096) "{wat_string(MODULE_DEF)}")
+  (data (i32.const 256) "counter")
+  (data (i32.const 300) "nope")
+  (data (i32.const 320) "insert failed")
+  (data (i32.const 400) "inserted")
+  (func $write (param $sink i32) (param $ptr i32) (param $len i32)
+    (i32.store (i32.const 64) (local.get $len))
+    (drop (call $sink_write (local.get $sink) (local.get $ptr) (i32.const 64))))
+  (func (export "__describe_module__") (param $sink i32)
+    (call $write (local.get $sink) (i32.const 4096) (i32.const {len(MODULE_DEF)})))
+  (func (export "__call_reducer__") (param $id i32) (param i64 i64 i64 i64 i64 i64 i64)
+        (param $args i32) (param $err i32) (result i32)
+    (block $not0
+      (br_if $not0 (i32.ne (local.get $id) (i32.const 0)))
+      ;; read the 12-byte args (u32 id, u64 n) into 2048
+      (i32.store (i32.const 68) (i32.const 64))
+      (drop (call $source_read (local.get $args) (i32.const 2048) (i32.const 68)))
+      (drop (call $table_id (i32.const 256) (i32.const 7) (i32.const 72)))
+      (if (call $insert (i32.load (i32.const 72)) (i32.const 2048) (i32.const 68))
+        (then (call $write (local.get $err) (i32.const 320) (i32.const 13)) (return (i32.const 1))))
+      (call $log (i32.const 2) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const -1)
+                 (i32.const 400) (i32.const 8))
+      (return (i32.const 0)))
+    (block $not1
+      (br_if $not1 (i32.ne (local.get $id) (i32.const 1)))
+      (call $write (local.get $err) (i32.const 300) (i32.const 4))
+      (return (i32.const 1)))
+    (block $not2
+      (br_if $not2 (i32.ne (local.get $id) (i32.const 2)))
+      (loop $forever (br $forever)))
+    unreachable))
+"""
+
+
+@pytest.fixture()
+def db():
+    wasm = wt.wat2wasm(WAT)
+    return Database.create(wasm, owner=Identity.from_bytes(bytes(range(32))), limits=Limits(timeout_s=0.3))
+
+
+def test_describe_is_decoded_into_tables_and_reducers(db):
+    assert [t.name for t in db.mdef.tables] == ["counter"]
+    assert [r.name for r in db.mdef.reducers] == ["insert_counter", "fail", "spin", "crash"]
+    table = db.mdef.table("counter")
+    assert table.primary_key == 0 and table.public
+    assert table.indexes[0].name == "counter_id_idx_btree"
+
+
+def test_insert_commits_and_unique_violation_rolls_back(db):
+    out = db.call_reducer("insert_counter", [7, 70])
+    assert out.committed, out.error
+    assert db.rows("counter") == [(7, 70)]
+    assert [r.message for r in db.logs()] == ["inserted"]
+    dup = db.call_reducer("insert_counter", [7, 71])  # same primary key: errno 12, module reports failure
+    assert dup.status == "failed" and dup.error == "insert failed"
+    assert db.rows("counter") == [(7, 70)]
+
+
+def test_user_error_message_reaches_caller(db):
+    out = db.call_reducer("fail")
+    assert out.status == "failed" and out.error == "nope"
+
+
+def test_infinite_loop_times_out_rolls_back_and_next_call_is_served(db):
+    out = db.call_reducer("spin")
+    assert out.status == "trapped" and out.trap_kind == "timeout"
+    assert db.call_reducer("insert_counter", [1, 10]).committed
+    assert db.rows("counter") == [(1, 10)]
+    assert db.instances_created == 2
+
+
+def test_trap_replaces_the_instance(db):
+    out = db.call_reducer("crash")
+    assert out.status == "trapped"
+    assert db.call_reducer("insert_counter", [2, 20]).committed
+    assert db.instances_created == 2
+
+
+def test_unknown_import_is_refused_with_a_clear_message():
+    wasm = wt.wat2wasm(WAT.replace('"spacetime_10.0" "console_log"', '"env" "console_log"'))
+    with pytest.raises(ModuleLoadError, match="env.console_log"):
+        Database.create(wasm, owner=Identity.from_bytes(bytes(32)))
+
+
+def test_garbage_is_refused():
+    with pytest.raises(ModuleLoadError):
+        Database.create(b"\0asm garbage", owner=Identity.from_bytes(bytes(32)))
