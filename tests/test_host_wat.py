@@ -47,6 +47,8 @@ MODULE_DEF = b"\x02" + vec(
         s("fail") + vec() + b"\x01" + UNIT + STRING,
         s("spin") + vec() + b"\x01" + UNIT + STRING,
         s("crash") + vec() + b"\x01" + UNIT + STRING,
+        s("hog_memory") + vec() + b"\x01" + UNIT + STRING,
+        s("recurse") + vec() + b"\x01" + UNIT + STRING,
     ),
 )
 
@@ -73,6 +75,8 @@ WAT = f"""
     (drop (call $sink_write (local.get $sink) (local.get $ptr) (i32.const 64))))
   (func (export "__describe_module__") (param $sink i32)
     (call $write (local.get $sink) (i32.const 4096) (i32.const {len(MODULE_DEF)})))
+  (func $recurse (param $n i32) (result i32)
+    (i32.add (call $recurse (i32.add (local.get $n) (i32.const 1))) (i32.const 1)))
   (func (export "__call_reducer__") (param $id i32) (param i64 i64 i64 i64 i64 i64 i64)
         (param $args i32) (param $err i32) (result i32)
     (block $not0
@@ -93,6 +97,14 @@ WAT = f"""
     (block $not2
       (br_if $not2 (i32.ne (local.get $id) (i32.const 2)))
       (loop $forever (br $forever)))
+    (block $not4
+      (br_if $not4 (i32.ne (local.get $id) (i32.const 4)))
+      (loop $more  ;; grow until the host's memory cap refuses, then give up like an allocator would
+        (br_if $more (i32.ne (memory.grow (i32.const 256)) (i32.const -1))))
+      unreachable)
+    (block $not5
+      (br_if $not5 (i32.ne (local.get $id) (i32.const 5)))
+      (return (call $recurse (i32.const 0))))
     unreachable))
 """
 
@@ -100,12 +112,13 @@ WAT = f"""
 @pytest.fixture()
 def db():
     wasm = wt.wat2wasm(WAT)
-    return Database.create(wasm, owner=Identity.from_bytes(bytes(range(32))), limits=Limits(timeout_s=0.3))
+    limits = Limits(timeout_s=0.3, memory_bytes=64 << 20)
+    return Database.create(wasm, owner=Identity.from_bytes(bytes(range(32))), limits=limits)
 
 
 def test_describe_is_decoded_into_tables_and_reducers(db):
     assert [t.name for t in db.mdef.tables] == ["counter"]
-    assert [r.name for r in db.mdef.reducers] == ["insert_counter", "fail", "spin", "crash"]
+    assert [r.name for r in db.mdef.reducers] == ["insert_counter", "fail", "spin", "crash", "hog_memory", "recurse"]
     table = db.mdef.table("counter")
     assert table.primary_key == 0 and table.public
     assert table.indexes[0].name == "counter_id_idx_btree"
@@ -139,6 +152,14 @@ def test_trap_replaces_the_instance(db):
     assert out.status == "trapped"
     assert db.call_reducer("insert_counter", [2, 20]).committed
     assert db.instances_created == 2
+
+
+@pytest.mark.parametrize("reducer, kind", [("hog_memory", "trap"), ("recurse", "stack_overflow")])
+def test_runaway_memory_and_stack_overflow_trap_and_the_next_call_works(db, reducer, kind):
+    out = db.call_reducer(reducer)
+    assert out.status == "trapped" and out.trap_kind == kind, out
+    assert db.call_reducer("insert_counter", [3, 30]).committed
+    assert db.rows("counter") == [(3, 30)]
 
 
 def test_unknown_import_is_refused_with_a_clear_message():

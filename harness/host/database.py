@@ -239,6 +239,19 @@ class Database:
         conn_b = connection_id.to_bytes() if connection_id else ZERO_CONN
         return self._call(rdef.id, bytes(args), sender_b, conn_b, timestamp)
 
+    def client_connected(self, sender: Identity, connection_id: ConnectionId) -> ReducerOutcome:
+        """Run the client_connected reducer; a failure means the connection must be refused."""
+        return self._lifecycle("client_connected", sender, connection_id)
+
+    def client_disconnected(self, sender: Identity, connection_id: ConnectionId) -> ReducerOutcome:
+        return self._lifecycle("client_disconnected", sender, connection_id)
+
+    def _lifecycle(self, event: str, sender: Identity, connection_id: ConnectionId) -> ReducerOutcome:
+        rdef = self.mdef.lifecycle(event)
+        if rdef is None:
+            return ReducerOutcome(event, "committed")
+        return self._call(rdef.id, b"", sender.to_bytes(), connection_id.to_bytes(), None)
+
     def encode_args(self, params: ProductType, args: Sequence | dict) -> bytes:
         if isinstance(args, dict):
             args = [args[name] for name, _ in params.elements]
