@@ -37,6 +37,7 @@ from module_sdk.sats import (
 
 from .abi import AbiEnv, IndexRuntime, LogRecord, TableRuntime, row_codec
 from .module_def import ModuleDef, ModuleDefError, decode_module_def
+from .scheduler import ScheduledTable, Scheduler
 from .wasm import Instance, Limits, LinkError, Trap, compile_module
 
 ERR_HOST_CALL_FAILURE = 1
@@ -107,6 +108,7 @@ class Database:
         self._table_names: dict[str, int] = {}
         self._index_names: dict[str, int] = {}
         self._new_instance()  # also describes the module
+        self.scheduler = Scheduler(self)
         self.commitlog = CommitLog(self.data_dir / "commitlog", durability=durability) if self.data_dir else None
 
     # ------------------------------------------------------------------ creation / recovery
@@ -148,6 +150,7 @@ class Database:
                 "sequences": [list(_SEQ.unpack_from(rec.meta, i)) for i in range(0, len(rec.meta), _SEQ.size)],
             }
             db.datastore.apply(db.datastore.txdata_from_plain(plain))
+        db.scheduler.rebuild()
         return db
 
     # ------------------------------------------------------------------ instances
@@ -210,9 +213,15 @@ class Database:
             seqs = tuple(SequenceSchema(s.column, s.start, s.min_value,
                                         _cap(s.max_value, col_types[s.column]), s.increment) for s in t.sequences)
             aliases = (t.source_name,) if t.source_name != t.name else ()
+            sched = None
+            if t.schedule:
+                tid_hint = len(self._tables_rt)  # replaced by the real id below
+                sched = ScheduledTable(tid_hint, t.name, t.schedule.at_column, self.mdef.reducer(t.schedule.reducer).id)
             tid = self.datastore.create_table(TableSchema(
                 t.name, t.column_names, decode, encode_row, tuple(indexes), tuple(t.unique), seqs,
-                t.primary_key, t.is_event, aliases))
+                t.primary_key, t.is_event, aliases, row_check=self.scheduler.row_check(sched) if sched else None))
+            if sched:
+                self.scheduler.register(ScheduledTable(tid, sched.name, sched.at_column, sched.reducer_id))
             self._table_names[t.name] = tid
             self._table_names[t.source_name] = tid
             self._tables_rt[tid] = TableRuntime(tid, decoder(t.row_type, ts),
@@ -263,7 +272,8 @@ class Database:
         except (KeyError, IndexError):
             raise ReducerNotFound(f"no such reducer: {reducer!r}") from None
 
-    def _call(self, rid: int, args: bytes, sender: bytes, conn: bytes, timestamp: Timestamp | None) -> ReducerOutcome:
+    def _call(self, rid: int, args: bytes, sender: bytes, conn: bytes, timestamp: Timestamp | None,
+              before_commit: Callable | None = None) -> ReducerOutcome:
         rdef = self.mdef.reducers[rid]
         with self._lock:
             ts = timestamp or Timestamp(int(time.time() * 1e6))
@@ -294,8 +304,11 @@ class Database:
                 if rc != ERR_HOST_CALL_FAILURE:
                     message = message or f"reducer returned unknown code {rc}"
                 return ReducerOutcome(rdef.name, "failed", message, duration_us=_us(t0), timestamp=ts)
+            if before_commit is not None:
+                before_commit(tx)
             txdata = tx.commit()
             offset = self._persist(rdef.name, ts, txdata)
+            self.scheduler.on_commit(txdata, ts.micros)
             return ReducerOutcome(rdef.name, "committed", None, txdata, offset, _us(t0), ts)
 
     def _persist(self, reducer: str, ts: Timestamp, txdata: TxData) -> int | None:
@@ -322,6 +335,14 @@ class Database:
         cols = self.mdef.table(table).column_names
         return [dict(zip(cols, row)) for row in self.rows(table)]
 
+    def start_scheduler(self) -> None:
+        """Fire scheduled reducers from a background thread (the server does this; tests may call
+        `scheduler.run_due(now)` instead)."""
+        self.scheduler.start()
+
+    def _host_log(self, message: str) -> None:
+        self._emit_log(LogRecord(0, "host", None, None, message, int(time.time() * 1e6)))
+
     def logs(self) -> list[LogRecord]:
         return list(self._log_records)
 
@@ -334,6 +355,7 @@ class Database:
             fn(rec)
 
     def close(self) -> None:
+        self.scheduler.stop()
         if self.commitlog is not None:
             self.commitlog.close()
             self.commitlog = None
