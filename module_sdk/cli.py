@@ -27,7 +27,8 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print only the output path.")
 def build(path: Path, output: Path | None, extra_paths: tuple[Path, ...], quiet: bool) -> None:
     """Build the module at PATH (a .py file or a package folder) into a SpacetimeDB .wasm."""
-    from module_sdk.build import BuildError, build as build_module
+    from module_sdk.build import BuildError
+    from module_sdk.build import build as build_module
     from module_sdk.build.toolchain import ToolchainError
     from module_sdk.build.validate import InvalidModule
 

@@ -14,10 +14,11 @@
 #                            origins not starting with "<" or "module_sdk/" are user code
 #   b"code:<name>\0<marshal>"   a code object compiled here, for the build cache
 #   b"error:<report>"     a failure report (see _report)
-import sys
-import marshal
-import _spacetime
 import _frozen_importlib as _bootstrap
+import marshal
+import sys
+
+import _spacetime
 
 _ask = _spacetime._build_ask
 

@@ -16,9 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from .runtime import ensure_runtime, runtime_key
-from .snapshot import Snapshotter, SnapshotError
+from .snapshot import SnapshotError, Snapshotter
 from .sources import Found, SourceResolver, lazy_imports
 from .toolchain import cache_dir, digest
 from .validate import validate_module
@@ -122,7 +121,7 @@ class _BuildHost:
             return b""
         self.served[name] = found
         source = found.source()
-        if found.user:
+        if found.user or name == "module_sdk" or name.startswith("module_sdk."):  # stdlib lazy imports stay lazy
             self.lazy += [n for n in lazy_imports(found, source) if n not in self.lazy]
         code = self.code_cache.get(name)
         if code is None:
@@ -264,8 +263,8 @@ def _render_failure(host: _BuildHost, project: ModuleProject, fallback: str) -> 
         unsupported = host.resolver.unsupported.get(import_name)
         if unsupported:
             out.append(
-                f"hint: {import_name!r} is a compiled extension ({unsupported.path}); only pure-Python packages can run "
-                "inside a SpacetimeDB module"
+                f"hint: {import_name!r} is a compiled extension ({unsupported.path}); only pure-Python packages "
+                "can run inside a SpacetimeDB module"
             )
         elif import_name.lstrip("_") and import_name.startswith("_"):
             out.append(

@@ -118,6 +118,8 @@ def lazy_imports(found: Found, source: bytes) -> list[str]:
                     base = ".".join([*parts, base] if base else parts)
                 if base:
                     names.append(base)
+                    # `from pkg import name` may name a submodule; the boot skips candidates that aren't modules
+                    names.extend(f"{base}.{a.name}" for a in child.names if a.name != "*")
             visit(child, inner)
 
     visit(tree, False)
