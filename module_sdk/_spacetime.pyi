@@ -14,7 +14,9 @@ def index_id_from_name(name: str) -> int: ...
 def datastore_table_row_count(table_id: int) -> int: ...
 def datastore_table_scan_bsatn(table_id: int) -> int:
     """Returns a row iterator handle."""
-def datastore_index_scan_range_bsatn(index_id: int, prefix: bytes, prefix_elems: int, rstart: bytes, rend: bytes) -> int:
+def datastore_index_scan_range_bsatn(
+    index_id: int, prefix: bytes, prefix_elems: int, rstart: bytes, rend: bytes
+) -> int:
     """Returns a row iterator handle. rstart/rend are BSATN Bound values (0 incl, 1 excl, 2 unbounded)."""
 def datastore_delete_by_index_scan_range_bsatn(
     index_id: int, prefix: bytes, prefix_elems: int, rstart: bytes, rend: bytes
