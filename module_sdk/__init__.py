@@ -1,0 +1,108 @@
+"""Write SpacetimeDB 2.x server modules in Python.
+
+    from module_sdk import table, reducer, ReducerContext, SenderError, u32, u64, primary_key
+
+    @table(public=True)
+    class Person:
+        id: u64 = primary_key(auto_inc=True)
+        name: str
+        age: u32
+
+    @reducer
+    def add(ctx: ReducerContext, name: str, age: u32):
+        if not name:
+            raise SenderError("name must not be empty")
+        ctx.db.person.insert(Person(name=name, age=age))
+
+Reference: docs/module-api.md.  Build with `spacetime-py build` (module_sdk.build).
+"""
+
+from . import log
+from .columns import auto_inc, btree, default, direct, field, hash_index, index, primary_key, unique
+from .context import AnonymousViewContext, AuthContext, ProcedureContext, ReducerContext, TxContext, ViewContext
+from .errors import (
+    AutoIncOverflow,
+    BsatnDecodeError,
+    HttpError,
+    IndexNotUnique,
+    NoSuchIndex,
+    NoSuchRow,
+    NoSuchTable,
+    NotInTransaction,
+    ScheduleAtDelayTooLong,
+    SenderError,
+    SpacetimeError,
+    UniqueAlreadyExists,
+    WouldBlockTransaction,
+)
+from .http import HttpResponse
+from .indexes import UNBOUNDED, Excluded, Included, Range
+from .rng import Rng
+from .sats import (
+    BsatnError,
+    ConnectionId,
+    Err,
+    Identity,
+    Ok,
+    Option,
+    Result,
+    ScheduleAt,
+    Some,
+    SumValue,
+    TimeDuration,
+    Timestamp,
+    Uuid,
+    f32,
+    f64,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    i256,
+    product,
+    sum_type,
+    type_of,
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    u256,
+)
+from .sats.decl import sum as sum  # noqa: A004 - `@sum` as in the brief; not in __all__ (it shadows the builtin)
+from .scheduling import schedule_immediate
+from .schema import (
+    ModuleDefError,
+    anonymous_view,
+    client_connected,
+    client_disconnected,
+    client_visibility_filter,
+    init,
+    procedure,
+    reducer,
+    settings,
+    table,
+    view,
+)
+
+__all__ = [
+    # declaring
+    'table', 'reducer', 'init', 'client_connected', 'client_disconnected', 'procedure', 'view', 'anonymous_view',
+    'client_visibility_filter', 'settings', 'product', 'sum_type',
+    'field', 'primary_key', 'unique', 'auto_inc', 'index', 'default', 'btree', 'hash_index', 'direct',
+    # contexts
+    'ReducerContext', 'TxContext', 'ViewContext', 'AnonymousViewContext', 'ProcedureContext', 'AuthContext',
+    # types and values
+    'u8', 'u16', 'u32', 'u64', 'u128', 'u256', 'i8', 'i16', 'i32', 'i64', 'i128', 'i256', 'f32', 'f64',
+    'Option', 'Result', 'Some', 'Ok', 'Err', 'SumValue', 'Identity', 'ConnectionId', 'Timestamp', 'TimeDuration',
+    'Uuid', 'ScheduleAt', 'type_of',
+    # queries
+    'Range', 'Included', 'Excluded', 'UNBOUNDED',
+    # errors
+    'SenderError', 'SpacetimeError', 'UniqueAlreadyExists', 'NoSuchRow', 'NoSuchTable', 'NoSuchIndex',
+    'NotInTransaction', 'BsatnDecodeError', 'ScheduleAtDelayTooLong', 'IndexNotUnique', 'AutoIncOverflow',
+    'WouldBlockTransaction', 'HttpError', 'ModuleDefError', 'BsatnError',
+    # misc
+    'log', 'Rng', 'HttpResponse', 'schedule_immediate',
+]
