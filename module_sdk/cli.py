@@ -53,5 +53,60 @@ def build(path: Path, output: Path | None, extra_paths: tuple[Path, ...], quiet:
     )
 
 
+@main.command()
+@click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
+@click.option("--call", "calls", multiple=True, metavar="'REDUCER [JSON ARGS]'",
+              help="Call a reducer after init, e.g. --call 'send_message [\"hi\"]' (repeatable, in order).")
+@click.option("--connect", is_flag=True, help="Connect as a client first (runs client_connected).")
+def run(path: Path, calls: tuple[str, ...], connect: bool) -> None:
+    """Build the module at PATH and run it in the local host: init, optional client connect, each --call,
+    then print every table and the module's log."""
+    import json
+    import os
+
+    from rich.table import Table
+
+    from harness.host import Database
+    from module_sdk.build import BuildError
+    from module_sdk.build import build as build_module
+    from module_sdk.sats import ConnectionId, Identity
+
+    try:
+        with console.status("building"):
+            result = build_module(path)
+    except BuildError as e:
+        console.print(escape(str(e)))
+        sys.exit(1)
+    owner = Identity.from_bytes(os.urandom(32))
+    db = Database.create(result.output.read_bytes(), owner=owner)
+    console.print(f"[bold]{result.output}[/bold] running in the local host as database {db.identity}")
+    if connect:
+        out = db.client_connected(owner, ConnectionId.from_bytes(os.urandom(16)))
+        console.print(f"client_connected: {out.status}" + (f" ({escape(out.error)})" if out.error else ""))
+    failed = False
+    for spec in calls:
+        name, _, raw = spec.strip().partition(" ")
+        try:
+            args = json.loads(raw) if raw.strip() else []
+        except json.JSONDecodeError as e:
+            raise click.BadParameter(f"arguments of {name} are not JSON: {e}") from None
+        out = db.call_reducer(name, args if isinstance(args, (list, dict)) else [args], sender=owner)
+        failed |= not out.committed
+        color = "green" if out.committed else "red"
+        console.print(f"{escape(name)}: [{color}]{out.status}[/{color}] in {out.duration_us:.0f} µs"
+                      + (f": {escape(out.error)}" if out.error else ""))
+    for t in db.mdef.tables:
+        table = Table(title=f"{t.name} ({'public' if t.public else 'private'})", title_justify="left")
+        for col in t.column_names:
+            table.add_column(col)
+        for row in db.rows(t.name):
+            table.add_row(*(escape(str(v)) for v in row))
+        console.print(table)
+    for rec in db.logs():
+        where = f"{rec.filename}:{rec.line}" if rec.filename else (rec.target or "")
+        console.print(f"[dim]{rec.level_name:5} {escape(where)}[/dim] {escape(rec.message)}")
+    sys.exit(1 if failed else 0)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
