@@ -175,3 +175,49 @@ def test_validator_names_text_format_and_components():
 def test_section_roundtrip_is_lossless():
     data = wat(GOOD)
     assert wasmfmt.emit(wasmfmt.sections(data)) == data
+
+
+def test_data_segments_merge_small_gaps_and_respect_the_segment_cap(monkeypatch):
+    from module_sdk.build import snapshot
+
+    image = b"\1" * 4 + b"\0" * 8 + b"\2" * 4 + b"\0" * 9 + b"\3" + b"\0" * 40 + b"\4"
+    assert snapshot._nonzero_runs(image) == [[0, 16], [25, 26], [66, 67]]  # gaps <= SEGMENT_GAP are merged
+    assert snapshot._nonzero_runs(bytes(100)) == []
+    monkeypatch.setattr(snapshot, "MAX_SEGMENTS", 2)
+    assert snapshot._nonzero_runs(image) == [[0, 26], [66, 67]]  # over the cap: the narrowest gaps go first
+    runs = snapshot._nonzero_runs(b"".join(b"\1" + bytes(10 + i) for i in range(50)))
+    assert len(runs) == 2 and runs[0][0] == 0
+
+
+def test_snapshot_keeps_no_dead_stack_and_no_freed_garbage(tmp_path):
+    """Memory freed during the build is zeroed and the dead C stack is cleared, so neither becomes data."""
+    from module_sdk.build import snapshot
+
+    src = write(tmp_path, "garbage.py", """\
+        import module_sdk
+        for _ in range(50):
+            junk = [bytes([0x5A]) * 4000 for _ in range(25)]  # 5 MB of 0x5A, all freed again
+        del junk
+        KEEP = b"\\x5b" * 3000
+    """)
+    images = []
+    original = snapshot.Snapshotter._emit
+
+    def spy(self, image, *args):
+        images.append(image)
+        return original(self, image, *args)
+
+    snapshot.Snapshotter._emit = spy
+    try:
+        result = build(src, tmp_path / "garbage.wasm")
+    finally:
+        snapshot.Snapshotter._emit = original
+    image = images[-1]
+    assert b"\x5b" * 3000 in image  # live data is kept
+    assert b"\x5a" * 4000 not in image  # freed blocks are zero
+    from module_sdk.build.build import _snapshotter
+    from module_sdk.build.runtime import ensure_runtime
+
+    stack_top = _snapshotter(ensure_runtime()).stack_top
+    assert stack_top and image[:stack_top] == bytes(stack_top)
+    assert result.size < 8_000_000

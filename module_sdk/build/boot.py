@@ -14,6 +14,7 @@
 #                            origins not starting with "<" or "module_sdk/" are user code
 #   b"code:<name>\0<marshal>"   a code object compiled here, for the build cache
 #   b"error:<report>"     a failure report (see _report)
+#   b"stats:<report>"     heap statistics, sent only when ?config says stats=1 (SPACETIME_PY_BUILD_STATS=1)
 import _frozen_importlib as _bootstrap
 import marshal
 import sys
@@ -71,10 +72,22 @@ class _NotBundled:
         )
 
 
+class _SkipZipimport:
+    """While the interpreter initializes: CPython imports the frozen zipimport only to add a path hook, and a
+    module has no sys.path to hook (a missing zipimport is skipped silently). `import zipimport` still works."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "zipimport":
+            raise ModuleNotFoundError("not during module init", name=name)
+        return None
+
+
 _finder = _BuildFinder()
 
 
 def install():
+    sys.meta_path.insert(0, _SkipZipimport)
     sys.meta_path.append(_finder)
 
 
@@ -96,6 +109,8 @@ def _report(exc):
 
 
 def main():
+    if _SkipZipimport in sys.meta_path:
+        sys.meta_path.remove(_SkipZipimport)
     config = dict(line.split("=", 1) for line in _ask(b"?config").decode().splitlines() if "=" in line)
     try:
         __import__(config["main"])
@@ -118,4 +133,32 @@ def main():
     for name in list(sys.modules):  # the boot namespace is discarded; drop what only it needed
         if name == "_spacetime_boot":
             del sys.modules[name]
+    if config.get("stats") == "1":
+        _stats()
     return (d.describe_module, d.call_reducer, d.call_procedure, d.call_view, d.call_view_anon)
+
+
+def _stats():
+    """A debugging aid: live objects by type and code/function bytes by file, sent to the build host."""
+    import gc
+
+    gc.collect()
+    seen, by_type, by_file = set(), {}, {}
+    todo = list(gc.get_objects())
+    for o in todo:
+        if id(o) in seen:
+            continue
+        seen.add(id(o))
+        size = sys.getsizeof(o)
+        t = type(o).__name__
+        n, b = by_type.get(t, (0, 0))
+        by_type[t] = (n + 1, b + size)
+        todo.extend(r for r in gc.get_referents(o) if id(r) not in seen and not gc.is_tracked(r))
+        code = getattr(o, "__code__", None) if t == "function" else (o if t == "code" else None)
+        if code is not None:
+            key = code.co_filename
+            by_file[key] = by_file.get(key, 0) + size
+    lines = [f"type\t{t}\t{n}\t{b}" for t, (n, b) in sorted(by_type.items(), key=lambda kv: -kv[1][1])]
+    lines += [f"file\t{f}\t{b}" for f, b in sorted(by_file.items(), key=lambda kv: -kv[1])]
+    lines += [f"module\t{m}" for m in sorted(sys.modules)]
+    _ask(b"stats:" + "\n".join(lines).encode("utf-8", "replace"))

@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import os
 import struct
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,7 +98,8 @@ class _BuildHost:
         if query == b"?boot":
             return BOOT_SCRIPT.read_bytes()
         if query == b"?config":
-            return f"main={self.project.main}\n".encode()
+            stats = os.environ.get("SPACETIME_PY_BUILD_STATS") == "1"
+            return f"main={self.project.main}\nstats={int(stats)}\n".encode()
         if query == b"?eager":
             names = [n for n in self.lazy if n not in self.lazy_sent and n not in self.served]
             self.lazy_sent.update(names)
@@ -106,6 +109,9 @@ class _BuildHost:
         if query.startswith(b"code:"):
             name, _, code = query[5:].partition(b"\0")
             self._store_code(name.decode(), code)
+            return b""
+        if query.startswith(b"stats:"):  # SPACETIME_PY_BUILD_STATS=1: the boot's heap report, for debugging
+            sys.stderr.write(query[6:].decode("utf-8", "replace") + "\n")
             return b""
         if query.startswith(b"error:"):
             self.error = query[6:].decode("utf-8", "replace")

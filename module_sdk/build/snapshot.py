@@ -51,6 +51,7 @@ class Snapshotter:
     def __init__(self, raw: bytes):
         self.raw = raw
         self.instrumented, self.mutable, _ = _instrument(raw)
+        self.stack_top, self.data_start = _stack_layout(raw, self.mutable)
         self.engine = wt.Engine(wt.Config())
         self.module = self._load_compiled()
 
@@ -88,8 +89,21 @@ class Snapshotter:
         memory = exports["memory"]
         values = {i: exports[f"__snap_g{i}"].value(store) for i in self.mutable}
         pages = memory.size(store)
-        image = memory.read(store, 0, pages * 65536)
+        image = bytearray(memory.read(store, 0, pages * 65536))
+        self._clear_dead_stack(image, values)
         return self._emit(bytes(image), pages, values, {init, "_initialize", "_start", *drop_exports})
+
+    def _clear_dead_stack(self, image: bytearray, values: dict[int, int]) -> None:
+        """Zero the C stack's dead bytes (left by calls that returned during init).
+
+        wasm-ld puts the shadow stack first (addresses 0 .. __stack_pointer's start value, below all static
+        data) and its pointer is the first mutable global.  When init has returned the pointer is back at its
+        start and every byte below it is dead.  Anything else (another layout) is left alone."""
+        if not self.mutable or self.stack_top is None:
+            return
+        sp = values.get(self.mutable[0])
+        if sp == self.stack_top and sp <= self.data_start:
+            image[:sp] = bytes(sp)
 
     def _emit(self, image: bytes, pages: int, values: dict[int, int], drop: set[str]) -> bytes:
         segments = _nonzero_runs(image)
@@ -131,25 +145,64 @@ class Snapshotter:
         return wasm.emit(out)
 
 
+def _stack_layout(raw: bytes, mutable: list[int]) -> tuple[int | None, int]:
+    """(start value of the first mutable i32 global (the stack pointer), lowest data segment address)."""
+    secs = dict(wasm.sections(raw))
+    globs = wasm.parse_globals(secs.get(wasm.SEC_GLOBAL, b"\0"))
+    top = None
+    if mutable:
+        vt, _, init = globs[mutable[0]]
+        if vt == 0x7F and init[:1] == b"\x41":  # i32.const
+            top = _read_sleb(init, 1)
+    lowest = 2**32
+    body = secs.get(wasm.SEC_DATA, b"\0")
+    n, p = wasm.read_uleb(body, 0)
+    for _ in range(n):
+        flags, p = wasm.read_uleb(body, p)
+        if flags != 0 or body[p] != 0x41:  # not an active i32.const segment: don't guess
+            return None, 0
+        addr, p = _read_sleb_at(body, p + 1)
+        p += 1  # end
+        size, p = wasm.read_uleb(body, p)
+        p += size
+        lowest = min(lowest, addr & 0xFFFFFFFF)
+    return top, lowest
+
+
+def _read_sleb_at(b: bytes, p: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        x = b[p]
+        p += 1
+        result |= (x & 0x7F) << shift
+        shift += 7
+        if x < 0x80:
+            if x & 0x40:
+                result -= 1 << shift
+            return result, p
+
+
+def _read_sleb(b: bytes, p: int) -> int:
+    return _read_sleb_at(b, p)[0]
+
+
 def _nonzero_runs(image: bytes) -> list[list[int]]:
-    gap = SEGMENT_GAP
-    runs: list[list[int]] = []
-    for m in re.finditer(rb"[^\x00]+", image):
-        a, b = m.span()
-        if runs and a - runs[-1][1] <= gap:
-            runs[-1][1] = b
-        else:
-            runs.append([a, b])
-    while len(runs) > MAX_SEGMENTS:
-        gap *= 2
-        merged = [runs[0]]
-        for a, b in runs[1:]:
-            if a - merged[-1][1] <= gap:
-                merged[-1][1] = b
-            else:
-                merged.append([a, b])
-        runs = merged
-    return runs
+    """The data segments: runs of non-zero bytes, merged across gaps of up to SEGMENT_GAP zeros (cheaper than a
+    segment header).  If that leaves more than MAX_SEGMENTS, the narrowest remaining gaps are merged too."""
+    limit = SEGMENT_GAP
+    while True:
+        runs, at = [], 0
+        for m in re.finditer(b"\\x00{%d,}" % (limit + 1), image):  # the gaps that separate segments
+            a, b = m.span()
+            if a > at:
+                runs.append([at, a])
+            at = b
+        if at < len(image):
+            runs.append([at, len(image)])
+        if len(runs) <= MAX_SEGMENTS:
+            return runs
+        gaps = sorted((runs[i + 1][0] - runs[i][1] for i in range(len(runs) - 1)), reverse=True)
+        limit = gaps[MAX_SEGMENTS - 1]  # keep only the MAX_SEGMENTS - 1 widest gaps
 
 
 def _refuse(name: str) -> HostFunc:
