@@ -34,6 +34,34 @@ EXHAUSTED = 0xFFFFFFFF  # -1 as the u32 the slot holds
 ERR_NO_SUCH_ITER, ERR_NO_SUCH_BYTES, ERR_NO_SUCH_TIMER, ERR_BUFFER_TOO_SMALL = 6, 8, 7, 11
 ERR_BSATN = 3
 ERR_WOULD_BLOCK, ERR_NOT_ANONYMOUS = 17, 18
+ERR_HTTP = 21
+
+
+class ProcedureHost:
+    """What the procedure-only imports need from the database (module-abi.md §4.4); the Database supplies it.
+
+    start_tx() -> (Tx, timestamp µs); commit_tx(tx); abort_tx(tx); sleep_until(µs) -> now µs;
+    http(request_bsatn, body) -> (response_bsatn, body), raising HttpFailure(message) when no response came.
+    """
+
+    def start_tx(self) -> tuple[Tx, int]:
+        raise NotImplementedError
+
+    def commit_tx(self, tx: Tx) -> None:
+        raise NotImplementedError
+
+    def abort_tx(self, tx: Tx) -> None:
+        raise NotImplementedError
+
+    def sleep_until(self, micros: int) -> int:
+        raise NotImplementedError
+
+    def http(self, request: bytes, body: bytes) -> tuple[bytes, bytes]:
+        raise NotImplementedError
+
+
+class HttpFailure(Exception):
+    """No HTTP response at all (refused by policy, DNS, connect, timeout): errno 21 with this message."""
 
 
 @dataclass
@@ -85,6 +113,11 @@ class LogRecord:
     LEVELS = {0: "error", 1: "warn", 2: "info", 3: "debug", 4: "trace", 101: "panic"}
 
     @property
+    def timestamp(self) -> int:
+        """µs since the Unix epoch (alias of ts_us)."""
+        return self.ts_us
+
+    @property
     def level_name(self) -> str:
         return self.LEVELS.get(self.level & 0xFF, "debug")
 
@@ -103,6 +136,7 @@ class AbiEnv:
         on_log: Callable[[LogRecord], None],
         schedule_immediate: Callable[[str, bytes], None] | None = None,
         jwt_for: Callable[[bytes], bytes | None] | None = None,
+        procedure_host: ProcedureHost | None = None,
     ):
         self.inst = None  # set by the owner once the wasm instance exists
         self.mv = memoryview(b"")
@@ -114,7 +148,10 @@ class AbiEnv:
         self.on_log = on_log
         self.schedule_immediate = schedule_immediate
         self.jwt_for = jwt_for
+        self.procedure_host = procedure_host
         self.tx: Tx | None = None
+        self.read_only = False  # a view: reads only, writes trap
+        self.in_procedure = False  # a procedure call: no tx until procedure_start_mut_tx
         self.function: str | None = None
         self.sources: dict[int, list] = {}
         self.sinks: dict[int, bytearray] = {}
@@ -127,9 +164,12 @@ class AbiEnv:
 
     # ------------------------------------------------------------ per-call state
 
-    def begin_call(self, function: str | None, tx: Tx | None) -> None:
+    def begin_call(self, function: str | None, tx: Tx | None, *, read_only: bool = False,
+                   procedure: bool = False) -> None:
         self.function = function
         self.tx = tx
+        self.read_only = read_only
+        self.in_procedure = procedure
         self.sources.clear()
         self.sinks.clear()
         self.next_source = self.next_sink = 1
@@ -137,6 +177,7 @@ class AbiEnv:
     def end_call(self) -> None:
         self.tx = None
         self.function = None
+        self.read_only = self.in_procedure = False
         self.sources.clear()
         self.sinks.clear()
         self.next_source = self.next_sink = 1
@@ -192,6 +233,12 @@ class AbiEnv:
             raise NotInTransaction("no transaction is open")
         return self.tx
 
+    def need_write_tx(self) -> Tx:
+        tx = self.need_tx()
+        if self.read_only:
+            raise HostTrap("views run in a read-only transaction: writes are not allowed")
+        return tx
+
     # ------------------------------------------------------------ the import table
 
     def imports(self) -> dict[tuple[str, str], Callable]:
@@ -232,11 +279,11 @@ class AbiEnv:
             (v0, "volatile_nonatomic_schedule_immediate"): self._schedule_immediate,
             (v1, "bytes_source_remaining_length"): errno(self._source_remaining),
             (v2, "get_jwt"): errno(self._get_jwt),
-            (v3, "procedure_sleep_until"): self._procedure_only,
-            (v3, "procedure_start_mut_tx"): errno(lambda p: ERR_WOULD_BLOCK),
-            (v3, "procedure_commit_mut_tx"): errno(lambda p: ERR_NOT_ANONYMOUS),
-            (v3, "procedure_abort_mut_tx"): errno(lambda p: ERR_NOT_ANONYMOUS),
-            (v3, "procedure_http_request"): self._procedure_only,
+            (v3, "procedure_sleep_until"): self._sleep_until,
+            (v3, "procedure_start_mut_tx"): errno(self._start_mut_tx),
+            (v3, "procedure_commit_mut_tx"): errno(self._commit_mut_tx),
+            (v3, "procedure_abort_mut_tx"): errno(self._abort_mut_tx),
+            (v3, "procedure_http_request"): errno(self._http_request),
             (v4, "datastore_index_scan_point_bsatn"): errno(self._index_scan_point),
             (v4, "datastore_delete_by_index_scan_point_bsatn"): errno(self._delete_by_point),
             (v5, "datastore_clear"): errno(self._clear),
@@ -390,32 +437,32 @@ class AbiEnv:
         return 0
 
     def _insert(self, p) -> int:
-        tx = self.need_tx()
+        tx = self.need_write_tx()
         ptr, len_ptr = p[4], p[8]
         row = self.read(ptr, self.get_u32(len_ptr))
         return self._write_back(p[0], tx.insert(p[0], row), ptr, len_ptr)
 
     def _update(self, p) -> int:
-        tx = self.need_tx()
+        tx = self.need_write_tx()
         ptr, len_ptr = p[8], p[12]
         row = self.read(ptr, self.get_u32(len_ptr))
         return self._write_back(p[0], tx.update(p[0], p[4], row), ptr, len_ptr)
 
     def _delete_by_range(self, p) -> int:
-        tx = self.need_tx()
+        tx = self.need_write_tx()
         ix, prefix, start, end = self._range_args(p)
         self.put_u32(p[32], tx.delete_by_range(ix.index_id, prefix, start, end))
         return 0
 
     def _delete_by_point(self, p) -> int:
-        tx = self.need_tx()
+        tx = self.need_write_tx()
         ix = self._index(p[0])
         key = self._decode_key(ix, self.read(p[4], p[8]), len(ix.columns))
         self.put_u32(p[12], tx.delete_by_point(ix.index_id, key))
         return 0
 
     def _delete_all_by_eq(self, p) -> int:
-        tx = self.need_tx()
+        tx = self.need_write_tx()
         data = self.read(p[4], p[8])
         table = self.tables.get(p[0])
         if table is None:
@@ -425,7 +472,7 @@ class AbiEnv:
         return 0
 
     def _clear(self, p) -> int:
-        self.put_u64(p[4], self.need_tx().clear(p[0]))
+        self.put_u64(p[4], self.need_write_tx().clear(p[0]))
         return 0
 
     # ------------------------------------------------------------ bytes
@@ -513,8 +560,73 @@ class AbiEnv:
         self.put_u32(p[4], self.new_source(payload) if payload else 0)
         return 0
 
-    def _procedure_only(self, p) -> None:
-        raise HostTrap("this import is only available to procedures")
+    # ------------------------------------------------------------ procedures (module-abi.md §4.4, §5.3)
+
+    def _procedure_only(self, what: str) -> ProcedureHost:
+        if not self.in_procedure or self.procedure_host is None:
+            raise HostTrap(f"{what} is only available to procedures")
+        return self.procedure_host
+
+    def _start_mut_tx(self, p) -> int:
+        if not self.in_procedure or self.procedure_host is None or self.tx is not None:
+            return ERR_WOULD_BLOCK  # a reducer (or a procedure that already started one) has a tx open
+        self.view(p[0], 8)  # check the out pointer before starting anything
+        tx, ts = self.procedure_host.start_tx()
+        self.tx = tx
+        I64.pack_into(self.view(p[0], 8), 0, ts)
+        self._fresh_deadline()
+        return 0
+
+    def _end_mut_tx(self, commit: bool) -> int:
+        if not self.in_procedure or self.procedure_host is None or self.tx is None:
+            return ERR_NOT_ANONYMOUS
+        tx, self.tx = self.tx, None
+        if commit:
+            self.procedure_host.commit_tx(tx)
+        else:
+            self.procedure_host.abort_tx(tx)
+        return 0
+
+    def _commit_mut_tx(self, p) -> int:
+        return self._end_mut_tx(True)
+
+    def _abort_mut_tx(self, p) -> int:
+        return self._end_mut_tx(False)
+
+    def _sleep_until(self, p) -> None:
+        host = self._procedure_only("procedure_sleep_until")
+        if self.tx is not None:
+            raise HostTrap("procedure_sleep_until called while a transaction is open")
+        wake = I64.unpack(U64.pack(p[0] | (p[1] << 32)))[0]
+        now = host.sleep_until(wake)
+        p[0], p[1] = now & 0xFFFFFFFF, (now >> 32) & 0xFFFFFFFF
+        self._fresh_deadline()
+
+    def _http_request(self, p) -> int:
+        host = self._procedure_only("procedure_http_request")
+        request = self.read(p[0], p[4])
+        body = bytes(self.view(p[8], p[12]))  # body_ptr must be non-NULL even when empty
+        out = p[16]
+        self.view(out, 8)
+        if self.tx is not None:
+            return ERR_WOULD_BLOCK
+        try:
+            head, data = host.http(request, body)
+        except HttpFailure as e:
+            msg = str(e).encode("utf-8")
+            self.put_u32(out, self.new_source(U32.pack(len(msg)) + msg))
+            self._fresh_deadline()
+            return ERR_HTTP
+        self.put_u32(out, self.new_source(head))
+        self.put_u32(out + 4, self.new_source(data))
+        self._fresh_deadline()
+        return 0
+
+    def _fresh_deadline(self) -> None:
+        """Time spent blocked in the host (sleep, HTTP, waiting for the write lock) does not count
+        against the call's wall-clock limit."""
+        if self.inst is not None:
+            self.inst._set_deadline()
 
 
 class _Bsatn(DatastoreError):

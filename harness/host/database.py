@@ -4,10 +4,16 @@ CLI and the server all use to run a SpacetimeDB module in-process.
     db = Database.create(wasm_bytes, owner=Identity.from_hex(...))          # first publish: tables + init
     out = db.call_reducer("add", ["Alice", 30], sender=some_identity)       # one transaction
     out.committed, out.error, db.rows("person"), db.logs()
+    db.call_procedure("fetch", ["x"]).value, db.call_view("my_player", sender=alice).rows
+    db.update_module(new_wasm)                                              # republish (auto-migration)
 
 Each reducer call is one transaction: return 0 commits (then the commit log makes it durable before the
 call returns), anything else rolls back.  A trap (timeout, memory, stack, host fault) rolls back and the
-instance is replaced from the cached compiled module before the next call.
+instance is replaced from the cached compiled module before the next call.  Procedures run on their own
+instance and open transactions themselves (procedure_start_mut_tx); views run read-only.
+
+Data directory: `database.json` (identity, owner, current module hash), `module.wasm` and
+`modules/<sha256>.wasm` (the current module), `commitlog/`, `snapshots/`, `module_logs.jsonl`.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import os
 import struct
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +30,9 @@ from pathlib import Path
 import msgspec
 
 from harness.commitlog import CommitLog, TxRecord
-from harness.datastore import Datastore, IndexAlgo, IndexSchema, SequenceSchema, TableSchema, TxData
+from harness.datastore import Datastore, IndexAlgo, IndexSchema, SequenceSchema, TableSchema, Tx, TxData
 from module_sdk.sats import (
+    ArrayType,
     ConnectionId,
     Identity,
     ProductType,
@@ -32,10 +40,14 @@ from module_sdk.sats import (
     decoder,
     encode,
     encoder,
+    resolve,
     sort_key,
 )
 
-from .abi import AbiEnv, IndexRuntime, LogRecord, TableRuntime, row_codec
+from . import http_out
+from .abi import AbiEnv, IndexRuntime, LogRecord, ProcedureHost, TableRuntime, row_codec
+from .logs import LogStore
+from .migrate import MigrationError, plan
 from .module_def import ModuleDef, ModuleDefError, decode_module_def
 from .scheduler import ScheduledTable, Scheduler
 from .wasm import Instance, Limits, LinkError, Trap, compile_module
@@ -43,6 +55,9 @@ from .wasm import Instance, Limits, LinkError, Trap, compile_module
 ERR_HOST_CALL_FAILURE = 1
 ZERO_CONN = bytes(16)
 _SEQ = struct.Struct("<IHq")  # (table_id, column, next value) in a commit record's meta (low 64 bits)
+UPDATE_MARKER = "__update_module__"  # reducer name of the (empty) commit record a module update writes
+SNAPSHOT_FORMAT = 1
+MAX_IMMEDIATE_CHAIN = 1000  # schedule_immediate calls run after one call, at most (the rest wait)
 
 
 class ModuleLoadError(RuntimeError):
@@ -55,7 +70,7 @@ class ReducerNotFound(LookupError):
 
 @dataclass
 class ReducerOutcome:
-    """What a caller learns about one reducer call."""
+    """What a caller learns about one reducer call (also: one committed procedure transaction)."""
 
     reducer: str
     status: str  # "committed" | "failed" (user error) | "trapped" (instance fault, rolled back)
@@ -72,6 +87,57 @@ class ReducerOutcome:
 
 
 @dataclass
+class ProcedureOutcome:
+    """A procedure call: `status` "returned" (result_bytes = BSATN of the return value, `value` decoded),
+    "failed" (the module reported an error) or "trapped".  Transactions it committed stay committed."""
+
+    procedure: str
+    status: str
+    result_bytes: bytes = b""
+    error: str | None = None
+    value: object = None
+    duration_us: float = 0.0
+    trap_kind: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "returned"
+
+    @property
+    def return_value(self) -> bytes:
+        """The BSATN of the return value (what ProcedureResult carries to a client)."""
+        return self.result_bytes
+
+
+@dataclass
+class ViewOutcome:
+    """A view call: `rows` decoded (one value per row), `rows_bsatn` as the module wrote them; `raw_sql` when
+    the view returned a query (ViewResultHeader::RawSql) instead of rows.  status "ok" | "failed" | "trapped"."""
+
+    view: str
+    status: str
+    rows: list = field(default_factory=list)
+    rows_bsatn: list[bytes] = field(default_factory=list)
+    raw_sql: str | None = None
+    error: str | None = None
+    trap_kind: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass
+class UpdateResult:
+    """What `update_module` did: status "unchanged" (same module), "updated" (migrated, data kept) or
+    "cleared" (clear=True: data dropped, init ran); `changes` lists the migration steps."""
+
+    status: str
+    changes: list[str] = field(default_factory=list)
+    module_hash: str = ""
+
+
+@dataclass
 class DatabaseInfo:
     identity: str
     owner: str
@@ -83,32 +149,61 @@ class DatabaseInfo:
 DEFAULT_LIMITS = Limits()
 
 
+@dataclass
+class _Catalog:
+    """Tables of one module def in one datastore, with the per-table/index codecs the ABI needs."""
+
+    datastore: Datastore
+    tables_rt: dict[int, TableRuntime] = field(default_factory=dict)
+    indexes_rt: dict[int, IndexRuntime] = field(default_factory=dict)
+    table_names: dict[str, int] = field(default_factory=dict)
+    index_names: dict[str, int] = field(default_factory=dict)
+    scheduled: list[ScheduledTable] = field(default_factory=list)
+
+
 class Database:
     def __init__(self, wasm: bytes, *, identity: Identity, owner: Identity, data_dir: str | Path | None = None,
                  limits: Limits = DEFAULT_LIMITS, durability: str = "every",
-                 on_log: Callable[[LogRecord], None] | None = None):
+                 on_log: Callable[[LogRecord], None] | None = None, snapshot_every: int | None = 10_000,
+                 outbound_http: str = "loopback"):
+        if outbound_http not in http_out.POLICIES:
+            raise ValueError(f"outbound_http must be one of {http_out.POLICIES}")
         self.identity = identity
         self.owner = owner
         self.limits = limits
         self.wasm = bytes(wasm)
+        self.module_hash = _hash(self.wasm)
         self.data_dir = Path(data_dir) if data_dir else None
-        self._log_records: list[LogRecord] = []
+        if self.data_dir:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.snapshot_every = snapshot_every
+        self.outbound_http = outbound_http
+        self._logs = LogStore(self.data_dir)
         self._log_listeners: list[Callable[[LogRecord], None]] = [on_log] if on_log else []
-        self._lock = threading.RLock()  # one reducer at a time per database
-        try:
-            self.module = compile_module(self.wasm)
-        except Exception as e:  # wasmtime refuses the bytes
-            raise ModuleLoadError(f"not a valid wasm module: {str(e).splitlines()[0]}") from None
+        self._commit_listeners: list[Callable[[ReducerOutcome], None]] = []
+        self._lock = threading.RLock()  # one transaction at a time per database (reducers, views, procedure txs)
+        self._proc_lock = threading.Lock()  # one procedure at a time (on its own instance)
+        self._jwts: dict[bytes, bytes] = {}
+        self._immediate: deque[tuple[str, bytes]] = deque()
+        self._draining = False
+        self._last_snapshot = -1
+        self.module = self._compile(self.wasm)
         self.instances_created = 0
         self.inst: Instance | None = None
         self.env: AbiEnv | None = None
+        self._proc: tuple[Instance, AbiEnv, Callable] | None = None
         self.datastore = Datastore()
-        self._tables_rt: dict[int, TableRuntime] = {}
-        self._indexes_rt: dict[int, IndexRuntime] = {}
+        self._tables_rt: dict[int, TableRuntime] = {}  # these four dicts are shared with every AbiEnv and
+        self._indexes_rt: dict[int, IndexRuntime] = {}  # updated in place when the module changes
         self._table_names: dict[str, int] = {}
         self._index_names: dict[str, int] = {}
-        self._new_instance()  # also describes the module
         self.scheduler = Scheduler(self)
+        inst, env, raw = self._instantiate(self.module)
+        try:
+            self.mdef: ModuleDef = decode_module_def(raw)
+        except ModuleDefError as e:
+            raise ModuleLoadError(f"invalid module definition: {e}") from None
+        self._adopt(inst, env)
         self.commitlog = CommitLog(self.data_dir / "commitlog", durability=durability) if self.data_dir else None
 
     # ------------------------------------------------------------------ creation / recovery
@@ -120,12 +215,12 @@ class Database:
         identity = identity or Identity.from_bytes(os.urandom(32))
         if data_dir:
             Path(data_dir).mkdir(parents=True, exist_ok=True)
-            (Path(data_dir) / "module.wasm").write_bytes(wasm)
+            _write_atomic(Path(data_dir) / "module.wasm", wasm)
         db = cls(wasm, identity=identity, owner=owner, data_dir=data_dir, **kw)
-        db._create_tables()
+        db._install_catalog(db._build_catalog(db.mdef))
         if db.data_dir:
-            info = DatabaseInfo(identity.to_hex(), owner.to_hex(), _hash(wasm), int(time.time() * 1e6))
-            (db.data_dir / "database.json").write_bytes(msgspec.json.encode(info))
+            info = DatabaseInfo(identity.to_hex(), owner.to_hex(), db.module_hash, int(time.time() * 1e6))
+            _write_atomic(db.data_dir / "database.json", msgspec.json.encode(info))
         init = db.mdef.lifecycle("init")
         if init is not None:
             out = db._call(init.id, b"", owner.to_bytes(), ZERO_CONN, None)
@@ -135,14 +230,29 @@ class Database:
 
     @classmethod
     def open(cls, data_dir: str | Path, **kw) -> Database:
-        """Reopen a database from its data directory: latest snapshot + commit log replay."""
+        """Reopen a database from its data directory: latest snapshot + commit log replay after it."""
         data_dir = Path(data_dir)
         info = msgspec.json.decode((data_dir / "database.json").read_bytes(), type=DatabaseInfo)
-        db = cls((data_dir / "module.wasm").read_bytes(), identity=Identity.from_hex(info.identity),
-                 owner=Identity.from_hex(info.owner), data_dir=data_dir, **kw)
-        db._create_tables()
+        versioned = data_dir / "modules" / f"{info.module_hash}.wasm"
+        wasm = (versioned if versioned.exists() else data_dir / "module.wasm").read_bytes()
+        db = cls(wasm, identity=Identity.from_hex(info.identity), owner=Identity.from_hex(info.owner),
+                 data_dir=data_dir, **kw)
+        if db.module_hash != info.module_hash:
+            raise ModuleLoadError(f"{data_dir}: the stored module does not match database.json's module hash")
+        db._install_catalog(db._build_catalog(db.mdef))
         assert db.commitlog is not None
-        for _offset, payload in db.commitlog.replay():
+        start = 0
+        snap = db._pick_snapshot()
+        if snap is not None:
+            offset, state = snap
+            db.datastore.restore_state(state)
+            db._last_snapshot = offset
+            start = offset + 1
+        schema_offset = info.extra.get("schema_offset")
+        if schema_offset is not None and start <= schema_offset:
+            raise ModuleLoadError(f"{data_dir}: the snapshot written when the module was updated (tx "
+                                  f"{schema_offset}) is missing or corrupt; the state cannot be recovered")
+        for _offset, payload in db.commitlog.replay(start):
             rec = TxRecord.decode(payload)
             plain = {
                 "tables": [[tid, rec.inserts.get(tid, []), rec.deletes.get(tid, [])]
@@ -153,19 +263,67 @@ class Database:
         db.scheduler.rebuild()
         return db
 
+    def _pick_snapshot(self) -> tuple[int, dict] | None:
+        """Newest valid snapshot taken under the current module.  A newer one taken under another module is
+        the leftover of an update that crashed before it switched modules: it is deleted."""
+        store = self.commitlog.snapshots
+        for offset in reversed(store.offsets()):
+            raw = store.read(offset)
+            if raw is None:
+                continue
+            try:
+                state = msgspec.msgpack.decode(raw)
+            except msgspec.DecodeError:
+                continue
+            if state.get("module_hash") == self.module_hash:
+                return offset, state
+            store.path(offset).unlink(missing_ok=True)
+        return None
+
+    def snapshot(self) -> int | None:
+        """Write a snapshot of the committed state (rows + sequences) at the last tx offset; returns the offset
+        (None without a data dir or before the first transaction).  Older log segments are then compacted."""
+        with self._lock:
+            if self.commitlog is None or self.commitlog.last_offset < 0:
+                return None
+            offset = self.commitlog.last_offset
+            if offset != self._last_snapshot:
+                self.commitlog.write_snapshot(offset, self._snapshot_bytes(self.datastore, self.module_hash))
+                self._last_snapshot = offset
+                self.commitlog.compact()
+            return offset
+
+    @staticmethod
+    def _snapshot_bytes(ds: Datastore, module_hash: str) -> bytes:
+        state = ds.snapshot_state()
+        return msgspec.msgpack.encode({"format": SNAPSHOT_FORMAT, "module_hash": module_hash, **state})
+
     # ------------------------------------------------------------------ instances
 
-    def _new_instance(self) -> None:
-        """Instantiate (cheap: the compiled module is cached) and run the init sequence of module-abi.md §6."""
-        env = AbiEnv(tables=self._tables_rt, indexes=self._indexes_rt, table_names=self._table_names,
-                     index_names=self._index_names, database_identity=self.identity.to_bytes(), on_log=self._emit_log)
+    def _compile(self, wasm: bytes):
         try:
-            inst = Instance(self.module, env.imports(), self.limits)
+            return compile_module(wasm)
+        except Exception as e:  # wasmtime refuses the bytes
+            raise ModuleLoadError(f"not a valid wasm module: {str(e).splitlines()[0]}") from None
+
+    def _instantiate(self, module, *, procedure: bool = False,
+                     catalog: _Catalog | None = None) -> tuple[Instance, AbiEnv, bytes]:
+        """Instantiate (cheap: the compiled module is cached) and run the init sequence of module-abi.md §6;
+        returns the instance, its env and the module def bytes."""
+        env = AbiEnv(tables=catalog.tables_rt if catalog else self._tables_rt,
+                     indexes=catalog.indexes_rt if catalog else self._indexes_rt,
+                     table_names=catalog.table_names if catalog else self._table_names,
+                     index_names=catalog.index_names if catalog else self._index_names,
+                     database_identity=self.identity.to_bytes(), on_log=self._emit_log,
+                     schedule_immediate=self._queue_immediate, jwt_for=self._jwts.get,
+                     procedure_host=_ProcHost(self) if procedure else None)
+        try:
+            inst = Instance(module, env.imports(), self.limits)
         except LinkError as e:
             raise ModuleLoadError(f"{e}: SpacetimeDB modules may import only spacetime_10.0..10.5 functions") from None
         env.inst = inst
         env.mv = inst.refresh_memory()
-        names = [e.name for e in self.module.exports]
+        names = [e.name for e in module.exports]
         for required in ("__describe_module__", "__call_reducer__"):
             if required not in names:
                 raise ModuleLoadError(f"the module does not export {required}")
@@ -188,53 +346,166 @@ class Database:
             raise ModuleLoadError(f"the module trapped while starting: {e}") from None
         finally:
             env.end_call()
-        if self.instances_created == 0:
-            try:
-                self.mdef: ModuleDef = decode_module_def(raw)
-            except ModuleDefError as e:
-                raise ModuleLoadError(f"invalid module definition: {e}") from None
         self.instances_created += 1
+        return inst, env, raw
+
+    def _adopt(self, inst: Instance, env: AbiEnv) -> None:
         self.inst, self.env = inst, env
         self._call_reducer_export = inst.export("__call_reducer__")
 
-    def _create_tables(self) -> None:
-        """Tables are created in lexicographic order of canonical names (ids as upstream assigns them)."""
-        ts = self.mdef.typespace
-        for t in sorted(self.mdef.tables, key=lambda t: t.name):
+    def _new_instance(self) -> None:
+        inst, env, _ = self._instantiate(self.module)
+        self._adopt(inst, env)
+
+    def _build_catalog(self, mdef: ModuleDef, keep: _Catalog | None = None) -> _Catalog:
+        """A fresh datastore with `mdef`'s tables.  New tables get ids in lexicographic order of their
+        canonical names (as upstream assigns them); with `keep`, tables and indexes that exist there keep
+        their ids (a migration), and new ids continue after the old ones."""
+        ds = Datastore(first_table_id=max([4095, *(keep.table_names.values() if keep else ())]) + 1,
+                       first_index_id=max([4095, *(keep.index_names.values() if keep else ())]) + 1)
+        cat = _Catalog(ds)
+        ts = mdef.typespace
+        old_tables = {}
+        if keep is not None:
+            for name, tid in keep.table_names.items():
+                old_tables[name] = tid
+        tables = sorted(mdef.tables, key=lambda t: (t.name not in old_tables, t.name))
+        for t in tables:
             decode, encode_row = row_codec(t.row_type, ts)
             col_types = [ty for _, ty in t.row_type.elements]
             unique_sets = {tuple(u) for u in t.unique}
+            tid_keep = old_tables.get(t.name)
+            old_ix = {}
+            if tid_keep is not None:
+                old_ix = {ix.name: ix.index_id for ix in keep.datastore.schema(tid_keep).indexes}
             indexes = []
             for ix in t.indexes:
                 fns = tuple(_key_fn(col_types[c], ts) for c in ix.columns)
                 aliases = tuple({ix.source_name} - {ix.name}) if ix.source_name else ()
                 indexes.append(IndexSchema(ix.name, ix.columns, IndexAlgo[ix.algo.upper()],
-                                           unique=tuple(ix.columns) in unique_sets, aliases=aliases, key_fns=fns))
+                                           unique=tuple(ix.columns) in unique_sets, aliases=aliases, key_fns=fns,
+                                           index_id=old_ix.get(ix.name)))
             seqs = tuple(SequenceSchema(s.column, s.start, s.min_value,
                                         _cap(s.max_value, col_types[s.column]), s.increment) for s in t.sequences)
             aliases = (t.source_name,) if t.source_name != t.name else ()
             sched = None
             if t.schedule:
-                tid_hint = len(self._tables_rt)  # replaced by the real id below
-                sched = ScheduledTable(tid_hint, t.name, t.schedule.at_column, self.mdef.reducer(t.schedule.reducer).id)
-            tid = self.datastore.create_table(TableSchema(
+                sched = ScheduledTable(-1, t.name, t.schedule.at_column, mdef.reducer(t.schedule.reducer).id)
+            tid = ds.create_table(TableSchema(
                 t.name, t.column_names, decode, encode_row, tuple(indexes), tuple(t.unique), seqs,
-                t.primary_key, t.is_event, aliases, row_check=self.scheduler.row_check(sched) if sched else None))
+                t.primary_key, t.is_event, aliases, row_check=self.scheduler.row_check(sched) if sched else None,
+                table_id=tid_keep))
             if sched:
-                self.scheduler.register(ScheduledTable(tid, sched.name, sched.at_column, sched.reducer_id))
-            self._table_names[t.name] = tid
-            self._table_names[t.source_name] = tid
-            self._tables_rt[tid] = TableRuntime(tid, decoder(t.row_type, ts),
-                                                tuple(encoder(ty, ts) for ty in col_types))
+                cat.scheduled.append(ScheduledTable(tid, sched.name, sched.at_column, sched.reducer_id))
+            cat.table_names[t.name] = tid
+            cat.table_names[t.source_name] = tid
+            cat.tables_rt[tid] = TableRuntime(tid, decoder(t.row_type, ts), tuple(encoder(ty, ts) for ty in col_types))
             for ix in t.indexes:
-                iid = self.datastore.index_id(ix.name)
-                self._index_names[ix.name] = iid
+                iid = ds.index_id(ix.name)
+                cat.index_names[ix.name] = iid
                 if ix.source_name:
-                    self._index_names[ix.source_name] = iid
-                self._indexes_rt[iid] = IndexRuntime(iid, ix.columns,
-                                                     tuple(decoder(col_types[c], ts) for c in ix.columns))
+                    cat.index_names[ix.source_name] = iid
+                cat.indexes_rt[iid] = IndexRuntime(iid, ix.columns,
+                                                   tuple(decoder(col_types[c], ts) for c in ix.columns))
+        return cat
 
-    # ------------------------------------------------------------------ calls
+    def _install_catalog(self, cat: _Catalog) -> None:
+        self.datastore = cat.datastore
+        for mine, theirs in ((self._tables_rt, cat.tables_rt), (self._indexes_rt, cat.indexes_rt),
+                             (self._table_names, cat.table_names), (self._index_names, cat.index_names)):
+            mine.clear()
+            mine.update(theirs)
+        self.scheduler.tables.clear()
+        for st in cat.scheduled:
+            self.scheduler.register(st)
+
+    def _create_tables(self) -> None:
+        self._install_catalog(self._build_catalog(self.mdef))
+
+    # ------------------------------------------------------------------ republish
+
+    def update_module(self, wasm: bytes, *, clear: bool = False) -> UpdateResult:
+        """Republish: replace the module.  The same module again changes nothing.  A changed module is
+        migrated automatically when every schema change is one harness/host/migrate.py allows (data kept);
+        otherwise `MigrationError` lists the incompatible changes and nothing changes.  clear=True drops all
+        data, creates the new tables and runs `init`.  With a data dir the new module and a snapshot of the
+        migrated state are persisted before the switch, so `Database.open` recovers the new state."""
+        wasm = bytes(wasm)
+        new_hash = _hash(wasm)
+        with self._proc_lock, self._lock:
+            if new_hash == self.module_hash and not clear:
+                return UpdateResult("unchanged", [], new_hash)
+            module = self._compile(wasm)
+            probe = _Catalog(Datastore())
+            inst, env, raw = self._instantiate(module, catalog=probe)
+            try:
+                mdef = decode_module_def(raw)
+            except ModuleDefError as e:
+                raise ModuleLoadError(f"invalid module definition: {e}") from None
+            if clear:
+                cat = self._build_catalog(mdef)
+                changes = ["drop all data", "create tables " + ", ".join(sorted(t.name for t in mdef.tables))]
+            else:
+                mig = plan(self.mdef, mdef)
+                if not mig.ok:
+                    raise MigrationError(mig.incompatible)
+                changes = mig.changes
+                cat = self._build_catalog(mdef, keep=_Catalog(self.datastore, table_names=self._table_names,
+                                                              index_names=self._index_names))
+                state = self.datastore.snapshot_state()
+                if mig.appended:
+                    extra = {self._table_names[name]: tail for name, tail in mig.appended.items()}
+                    state["tables"] = [[tid, [r + extra[tid] for r in rows] if tid in extra else rows]
+                                       for tid, rows in state["tables"]]
+                cat.datastore.restore_state(state)
+            for d, src in ((probe.tables_rt, cat.tables_rt), (probe.indexes_rt, cat.indexes_rt),
+                           (probe.table_names, cat.table_names), (probe.index_names, cat.index_names)):
+                d.update(src)  # the staged instance's env sees the new tables
+            if clear:
+                init = mdef.lifecycle("init")
+                if init is not None:
+                    tx = cat.datastore.begin()
+                    status, message, _ = self._run_reducer(inst.export("__call_reducer__"), env, tx, init.name,
+                                                           init.id, b"", self.owner.to_bytes(), ZERO_CONN,
+                                                           Timestamp(int(time.time() * 1e6)))
+                    if status != "committed":
+                        raise ModuleLoadError(f"init reducer failed: {message}")
+                    tx.commit()
+            if self.data_dir is not None:
+                self._persist_update(wasm, new_hash, cat.datastore)
+            # switch: nothing below can fail on the module's account
+            self.wasm, self.module, self.module_hash, self.mdef = wasm, module, new_hash, mdef
+            self._install_catalog(cat)
+            env.tables, env.indexes = self._tables_rt, self._indexes_rt
+            env.table_names, env.index_names = self._table_names, self._index_names
+            self._adopt(inst, env)
+            self._proc = None
+            self.scheduler.rebuild()
+            self._host_log(f"module updated to {new_hash[:16]} ({'cleared' if clear else 'migrated'}): "
+                           + "; ".join(changes or ["no schema changes"]), level=2)
+            return UpdateResult("cleared" if clear else "updated", changes, new_hash)
+
+    def _persist_update(self, wasm: bytes, new_hash: str, ds: Datastore) -> None:
+        """Crash-safe order: new module file, an empty marker record, a snapshot of the new state at the marker
+        (tagged with the new module's hash), then database.json (the switch), then module.wasm."""
+        assert self.data_dir is not None and self.commitlog is not None
+        modules = self.data_dir / "modules"
+        modules.mkdir(exist_ok=True)
+        _write_atomic(modules / f"{new_hash}.wasm", wasm)
+        if not (modules / f"{self.module_hash}.wasm").exists():
+            _write_atomic(modules / f"{self.module_hash}.wasm", self.wasm)
+        offset = self.commitlog.append(TxRecord(self.commitlog.next_offset, int(time.time() * 1e6),
+                                                f"{UPDATE_MARKER} {new_hash}", {}, {}, b"").encode())
+        self.commitlog.write_snapshot(offset, self._snapshot_bytes(ds, new_hash))
+        path = self.data_dir / "database.json"
+        info = msgspec.json.decode(path.read_bytes(), type=DatabaseInfo)
+        info.module_hash = new_hash
+        info.extra = {**info.extra, "schema_offset": offset}
+        _write_atomic(path, msgspec.json.encode(info))  # the switch
+        self._last_snapshot = offset
+        _write_atomic(self.data_dir / "module.wasm", wasm)
+
+    # ------------------------------------------------------------------ reducers
 
     def call_reducer(self, reducer: str | int, args: bytes | Sequence | dict = b"", *,
                      sender: Identity | None = None, connection_id: ConnectionId | None = None,
@@ -272,6 +543,30 @@ class Database:
         except (KeyError, IndexError):
             raise ReducerNotFound(f"no such reducer: {reducer!r}") from None
 
+    def _run_reducer(self, export, env: AbiEnv, tx: Tx, name: str, rid: int, args: bytes, sender: bytes,
+                     conn: bytes, ts: Timestamp) -> tuple[str, str | None, Trap | None]:
+        """One __call_reducer__ on `env`'s instance inside `tx`; on failure or trap `tx` is rolled back.
+        Returns (status, error message, trap)."""
+        env.begin_call(name, tx)
+        err_sink = env.new_sink()
+        src = env.new_source(args)
+        s = struct.unpack("<4Q", sender)
+        c = struct.unpack("<2Q", conn)
+        try:
+            rc = export(rid, *s, *c, ts.micros, src, err_sink)
+        except Trap as e:
+            tx.rollback()
+            env.end_call()
+            return "trapped", _trap_message(e), e
+        message = bytes(env.sinks.get(err_sink, b"")).decode("utf-8", "replace")
+        env.end_call()
+        if rc != 0:
+            tx.rollback()
+            if rc != ERR_HOST_CALL_FAILURE:
+                message = message or f"reducer returned unknown code {rc}"
+            return "failed", message, None
+        return "committed", None, None
+
     def _call(self, rid: int, args: bytes, sender: bytes, conn: bytes, timestamp: Timestamp | None,
               before_commit: Callable | None = None) -> ReducerOutcome:
         rdef = self.mdef.reducers[rid]
@@ -279,37 +574,34 @@ class Database:
             ts = timestamp or Timestamp(int(time.time() * 1e6))
             if self.inst is None:
                 self._new_instance()
-            env = self.env
             tx = self.datastore.begin()
-            env.begin_call(rdef.name, tx)
-            err_sink = env.new_sink()
-            src = env.new_source(args)
-            s = struct.unpack("<4Q", sender)
-            c = struct.unpack("<2Q", conn)
             t0 = time.perf_counter()
-            try:
-                rc = self._call_reducer_export(rid, *s, *c, ts.micros, src, err_sink)
-            except Trap as e:
-                tx.rollback()
-                env.end_call()
+            status, message, trap = self._run_reducer(self._call_reducer_export, self.env, tx, rdef.name, rid,
+                                                      args, sender, conn, ts)
+            if trap is not None:
                 self.inst = None  # replaced lazily: the next call gets a fresh instance
-                self._emit_log(LogRecord(0, None, None, None, f"reducer {rdef.name} trapped ({e.kind}): {e}",
+                self._emit_log(LogRecord(0, None, None, None, f"reducer {rdef.name} trapped ({trap.kind}): {trap}",
                                          int(time.time() * 1e6), rdef.name))
-                return ReducerOutcome(rdef.name, "trapped", _trap_message(e), duration_us=_us(t0), timestamp=ts,
-                                      trap_kind=e.kind)
-            message = bytes(env.sinks.get(err_sink, b"")).decode("utf-8", "replace")
-            env.end_call()
-            if rc != 0:
-                tx.rollback()
-                if rc != ERR_HOST_CALL_FAILURE:
-                    message = message or f"reducer returned unknown code {rc}"
-                return ReducerOutcome(rdef.name, "failed", message, duration_us=_us(t0), timestamp=ts)
-            if before_commit is not None:
-                before_commit(tx)
-            txdata = tx.commit()
-            offset = self._persist(rdef.name, ts, txdata)
-            self.scheduler.on_commit(txdata, ts.micros)
-            return ReducerOutcome(rdef.name, "committed", None, txdata, offset, _us(t0), ts)
+                out = ReducerOutcome(rdef.name, "trapped", message, duration_us=_us(t0), timestamp=ts,
+                                     trap_kind=trap.kind)
+            elif status != "committed":
+                out = ReducerOutcome(rdef.name, "failed", message, duration_us=_us(t0), timestamp=ts)
+            else:
+                if before_commit is not None:
+                    before_commit(tx)
+                out = self._commit(rdef.name, ts, tx, t0)
+            self._drain_immediate()
+            return out
+
+    def _commit(self, name: str, ts: Timestamp, tx: Tx, t0: float) -> ReducerOutcome:
+        """Commit `tx` (the caller holds self._lock), make it durable, tell the scheduler and listeners."""
+        txdata = tx.commit()
+        offset = self._persist(name, ts, txdata)
+        self.scheduler.on_commit(txdata, ts.micros)
+        out = ReducerOutcome(name, "committed", None, txdata, offset, _us(t0), ts)
+        for fn in self._commit_listeners:
+            fn(out)
+        return out
 
     def _persist(self, reducer: str, ts: Timestamp, txdata: TxData) -> int | None:
         """Append the transaction to the commit log; under 'every' it is fsynced before we return."""
@@ -319,7 +611,194 @@ class Database:
         rec = TxRecord(self.commitlog.next_offset, ts.micros, reducer,
                        {tid: list(d.inserts) for tid, d in txdata.tables.items() if d.inserts},
                        {tid: list(d.deletes) for tid, d in txdata.tables.items() if d.deletes}, meta)
-        return self.commitlog.append(rec.encode())
+        offset = self.commitlog.append(rec.encode())
+        if self.snapshot_every and offset - self._last_snapshot >= self.snapshot_every:
+            self.snapshot()
+        return offset
+
+    def subscribe_commits(self, fn: Callable[[ReducerOutcome], None]) -> None:
+        """Call `fn(outcome)` after every committed transaction (reducers, scheduled and immediate calls,
+        procedure transactions), in commit order, while the database lock is still held."""
+        self._commit_listeners.append(fn)
+
+    add_commit_listener = subscribe_commits
+
+    # ------------------------------------------------------------------ schedule_immediate, JWTs
+
+    def _queue_immediate(self, name: str, args: bytes) -> None:
+        self._immediate.append((name, bytes(args)))
+
+    def _drain_immediate(self) -> None:
+        """Run the calls volatile_nonatomic_schedule_immediate queued, after the call that queued them (they
+        run even if that call failed, as upstream: not rolled back).  Sender is the database identity."""
+        if self._draining or not self._immediate:
+            return
+        self._draining = True
+        try:
+            for _ in range(MAX_IMMEDIATE_CHAIN):
+                if not self._immediate:
+                    break
+                name, args = self._immediate.popleft()
+                try:
+                    rid = self.mdef.reducer(name).id
+                except KeyError:
+                    self._host_log(f"schedule_immediate: no reducer named {name!r}")
+                    continue
+                self._call(rid, args, self.identity.to_bytes(), ZERO_CONN, None)
+        finally:
+            self._draining = False
+
+    def run_immediate(self) -> None:
+        """Run calls still queued by schedule_immediate (after a chain longer than MAX_IMMEDIATE_CHAIN)."""
+        with self._lock:
+            self._drain_immediate()
+
+    def set_connection_jwt(self, connection_id: ConnectionId | bytes, payload: str | bytes | None) -> None:
+        """Register the JWT payload (JSON text) a connection authenticated with; `get_jwt` returns it.
+        None forgets it (call on disconnect)."""
+        key = connection_id if isinstance(connection_id, bytes) else connection_id.to_bytes()
+        if payload is None:
+            self._jwts.pop(key, None)
+        else:
+            self._jwts[key] = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
+
+    # ------------------------------------------------------------------ procedures
+
+    def call_procedure(self, procedure: str, args: bytes | Sequence | dict = b"", *, sender: Identity | None = None,
+                       connection_id: ConnectionId | None = None,
+                       timestamp: Timestamp | None = None) -> ProcedureOutcome:
+        """Run a procedure on the procedure instance.  It has no transaction on entry; the ones it opens with
+        procedure_start_mut_tx commit durably on procedure_commit_mut_tx; one left open is rolled back."""
+        pdef = next((p for p in self.mdef.procedures if procedure in (p.name, p.source_name)), None)
+        if pdef is None:
+            raise ReducerNotFound(f"no such procedure: {procedure!r}")
+        pid = self.mdef.procedures.index(pdef)
+        if not isinstance(args, (bytes, bytearray, memoryview)):
+            args = self.encode_args(pdef.params, args)
+        sender_b = (sender or self.owner).to_bytes()
+        conn_b = connection_id.to_bytes() if connection_id else ZERO_CONN
+        ts = timestamp or Timestamp(int(time.time() * 1e6))
+        with self._proc_lock:
+            if self._proc is None:
+                inst, env, _ = self._instantiate(self.module, procedure=True)
+                if "__call_procedure__" not in [e.name for e in self.module.exports]:
+                    raise ModuleLoadError("the module does not export __call_procedure__")
+                self._proc = (inst, env, inst.export("__call_procedure__"))
+            inst, env, export = self._proc
+            host: _ProcHost = env.procedure_host
+            host.name = pdef.name
+            env.begin_call(pdef.name, None, procedure=True)
+            sink = env.new_sink()
+            src = env.new_source(bytes(args))
+            t0 = time.perf_counter()
+            try:
+                rc = export(pid, *struct.unpack("<4Q", sender_b), *struct.unpack("<2Q", conn_b), ts.micros,
+                            src, sink)
+                trap = None
+            except Trap as e:
+                rc, trap = None, e
+            left_open, env.tx = env.tx, None
+            if left_open is not None:
+                host.abort_tx(left_open)
+                if trap is None:
+                    self._host_log(f"procedure {pdef.name} returned with a transaction open: rolled back", 1)
+            data = bytes(env.sinks.get(sink, b""))
+            env.end_call()
+            if trap is not None:
+                self._proc = None
+                self._emit_log(LogRecord(0, None, None, None, f"procedure {pdef.name} trapped ({trap.kind}): {trap}",
+                                         int(time.time() * 1e6), pdef.name))
+                out = ProcedureOutcome(pdef.name, "trapped", error=_trap_message(trap), duration_us=_us(t0),
+                                       trap_kind=trap.kind)
+            elif rc != 0:
+                msg = data.decode("utf-8", "replace") or f"procedure returned unknown code {rc}"
+                out = ProcedureOutcome(pdef.name, "failed", error=msg, duration_us=_us(t0))
+            else:
+                value = None
+                try:
+                    value = decoder(pdef.return_type, self.mdef.typespace)(data, 0)[0]
+                except Exception:  # noqa: BLE001 - the bytes are still returned
+                    pass
+                out = ProcedureOutcome(pdef.name, "returned", data, None, value, _us(t0))
+        with self._lock:
+            self._drain_immediate()
+        return out
+
+    # ------------------------------------------------------------------ views
+
+    def call_view(self, view: str, args: bytes | Sequence | dict = b"", *,
+                  sender: Identity | None = None) -> ViewOutcome:
+        """Evaluate a view over committed state in a read-only transaction (anonymous views ignore sender)."""
+        vdef = next((v for v in self.mdef.views if view in (v.name, v.source_name)), None)
+        if vdef is None:
+            raise ReducerNotFound(f"no such view: {view!r}")
+        if not isinstance(args, (bytes, bytearray, memoryview)):
+            args = self.encode_args(vdef.params, args)
+        export_name = "__call_view_anon__" if vdef.is_anonymous else "__call_view__"
+        if export_name not in [e.name for e in self.module.exports]:
+            raise ModuleLoadError(f"the module does not export {export_name}")
+        with self._lock:
+            if self.inst is None:
+                self._new_instance()
+            env = self.env
+            export = self.inst.export(export_name)
+            with self.datastore.read() as rtx:
+                env.begin_call(vdef.name, rtx, read_only=True)
+                sink = env.new_sink()
+                src = env.new_source(bytes(args))
+                try:
+                    if vdef.is_anonymous:
+                        rc = export(vdef.index, src, sink)
+                    else:
+                        rc = export(vdef.index, *struct.unpack("<4Q", (sender or self.owner).to_bytes()), src, sink)
+                except Trap as e:
+                    env.end_call()
+                    self.inst = None
+                    self._emit_log(LogRecord(0, None, None, None, f"view {vdef.name} trapped ({e.kind}): {e}",
+                                             int(time.time() * 1e6), vdef.name))
+                    return ViewOutcome(vdef.name, "trapped", error=_trap_message(e), trap_kind=e.kind)
+                data = bytes(env.sinks.get(sink, b""))
+                env.end_call()
+        if rc == 1:
+            return ViewOutcome(vdef.name, "failed", error=data.decode("utf-8", "replace"))
+        if rc not in (0, 2):
+            return ViewOutcome(vdef.name, "failed", error=f"view returned unknown code {rc}")
+        try:
+            off = 0
+            if rc == 2:
+                if not data:
+                    raise ValueError("empty ViewResultHeader")
+                if data[0] == 1:
+                    (n,) = struct.unpack_from("<I", data, 1)
+                    return ViewOutcome(vdef.name, "ok", raw_sql=data[5:5 + n].decode("utf-8"))
+                if data[0] != 0:
+                    raise ValueError(f"invalid ViewResultHeader tag {data[0]}")
+                off = 1
+            return self._view_rows(vdef, data, off)
+        except (ValueError, struct.error, IndexError) as e:
+            return ViewOutcome(vdef.name, "failed", error=f"view {vdef.name} wrote an invalid result: {e}")
+
+    def _view_rows(self, vdef, data: bytes, off: int) -> ViewOutcome:
+        ts = self.mdef.typespace
+        ty = resolve(vdef.return_type, ts)
+        if isinstance(ty, ArrayType):
+            elem = ty.elem
+        elif getattr(ty, "is_option", lambda: False)():
+            elem = ty.elements[0][1]
+        else:
+            elem = ty
+        dec = decoder(elem, ts)
+        (n,) = struct.unpack_from("<I", data, off)
+        off += 4
+        rows, raw = [], []
+        for _ in range(n):
+            v, end = dec(data, off)
+            rows.append(v)
+            raw.append(data[off:end])
+            off = end
+        if off != len(data):
+            raise ValueError("trailing bytes after the rows")
+        return ViewOutcome(vdef.name, "ok", rows, raw)
 
     # ------------------------------------------------------------------ reading
 
@@ -340,17 +819,19 @@ class Database:
         `scheduler.run_due(now)` instead)."""
         self.scheduler.start()
 
-    def _host_log(self, message: str) -> None:
-        self._emit_log(LogRecord(0, "host", None, None, message, int(time.time() * 1e6)))
+    def _host_log(self, message: str, level: int = 0) -> None:
+        self._emit_log(LogRecord(level, "host", None, None, message, int(time.time() * 1e6)))
 
-    def logs(self) -> list[LogRecord]:
-        return list(self._log_records)
+    def logs(self, num_lines: int | None = None) -> list[LogRecord]:
+        """The module's log, oldest first (the newest `num_lines` records when given); with a data dir it is
+        read back from `module_logs.jsonl`, so it includes records written before a restart."""
+        return self._logs.read(num_lines)
 
     def subscribe_logs(self, fn: Callable[[LogRecord], None]) -> None:
         self._log_listeners.append(fn)
 
     def _emit_log(self, rec: LogRecord) -> None:
-        self._log_records.append(rec)
+        self._logs.append(rec)
         for fn in self._log_listeners:
             fn(rec)
 
@@ -359,6 +840,51 @@ class Database:
         if self.commitlog is not None:
             self.commitlog.close()
             self.commitlog = None
+        self._logs.close()
+
+
+class _ProcHost(ProcedureHost):
+    """Transactions, sleep and HTTP for the procedure instance of one database."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.name = "procedure"
+        self.ts: Timestamp | None = None
+        self.t0 = 0.0
+
+    def start_tx(self) -> tuple[Tx, int]:
+        db = self.db
+        db._lock.acquire()  # held until commit/abort: the tx is one of the database's serial transactions
+        try:
+            tx = db.datastore.begin()
+        except BaseException:
+            db._lock.release()
+            raise
+        self.ts = Timestamp(int(time.time() * 1e6))
+        self.t0 = time.perf_counter()
+        return tx, self.ts.micros
+
+    def commit_tx(self, tx: Tx) -> None:
+        try:
+            self.db._commit(self.name, self.ts, tx, self.t0)
+        finally:
+            self.db._lock.release()
+
+    def abort_tx(self, tx: Tx) -> None:
+        try:
+            if tx.is_open:
+                tx.rollback()
+        finally:
+            self.db._lock.release()
+
+    def sleep_until(self, micros: int) -> int:
+        delay = micros / 1e6 - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        return int(time.time() * 1e6)
+
+    def http(self, request: bytes, body: bytes) -> tuple[bytes, bytes]:
+        return http_out.perform(request, body, self.db.outbound_http)
 
 
 def _key_fn(ty, ts):
@@ -392,3 +918,16 @@ def _hash(data: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(data).hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+__all__ = ["Database", "DatabaseInfo", "MigrationError", "ModuleLoadError", "ProcedureOutcome", "ReducerNotFound",
+           "ReducerOutcome", "UpdateResult", "ViewOutcome"]
