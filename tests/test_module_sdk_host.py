@@ -1,5 +1,5 @@
 """module_sdk end to end: built modules run by harness.host against the real datastore (reducers, lifecycle,
-schedules; the host does not call views/procedures yet)."""
+schedules; views and procedures: tests/test_host_features.py)."""
 
 from pathlib import Path
 
