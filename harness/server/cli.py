@@ -1,0 +1,473 @@
+"""`spacetime-py` server commands: start a server, and the `spacetime`-like verbs that talk to one over HTTP
+(publish, call, sql, logs, describe, delete, dev).
+
+Server selection: `--server URL` (or $SPACETIME_PY_SERVER), default http://127.0.0.1:3000.  Tokens: as the
+`spacetime` CLI does, the first request to a server without a saved token asks it for one
+(`POST /v1/identity`) and saves it in the config file ($SPACETIME_PY_CONFIG, default
+~/.config/spacetime-py/cli.json), one token per server.  `--anonymous` sends none.
+
+Imports stay light (click only): aiohttp and the host load when a command runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+DEFAULT_SERVER = "http://127.0.0.1:3000"
+
+
+def config_path() -> Path:
+    env = os.environ.get("SPACETIME_PY_CONFIG")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    return Path(base) / "spacetime-py" / "cli.json"
+
+
+def load_config() -> dict:
+    p = config_path()
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def save_config(cfg: dict) -> None:
+    p = config_path()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(cfg, f, indent=1)
+    tmp.replace(p)
+
+
+def _fail(msg: str) -> None:
+    click.secho(f"error: {msg}", fg="red", err=True)
+    sys.exit(1)
+
+
+def _server_option(f):
+    f = click.option("-s", "--server", envvar="SPACETIME_PY_SERVER", default=None,
+                     help=f"Server URL (default: the configured default, else {DEFAULT_SERVER}).")(f)
+    f = click.option("--anonymous", is_flag=True, help="Send no token (the server mints a throwaway identity).")(f)
+    return f
+
+
+def api_for(server: str | None, anonymous: bool = False):
+    """An HTTP client for the server, with the saved token (getting and saving one first if needed)."""
+    from client_sdk.http import HttpError, SpacetimeHttp, normalize_server
+
+    cfg = load_config()
+    url = normalize_server(server or cfg.get("default_server") or DEFAULT_SERVER)
+    api = SpacetimeHttp(url)
+    if anonymous:
+        return api
+    tokens = cfg.setdefault("tokens", {})
+    token = tokens.get(url)
+    if token is None:
+        try:
+            _identity, token = api.create_identity()
+        except (HttpError, OSError) as e:
+            _fail(f"cannot reach {url}: {e}")
+        tokens[url] = token
+        save_config(cfg)
+    api.token = token
+    return api
+
+
+def _http_call(fn, *args, **kw):
+    from client_sdk.http import HttpError
+
+    try:
+        return fn(*args, **kw)
+    except HttpError as e:
+        _fail(f"{e.status}: {e.text.strip() or 'request failed'}")
+    except OSError as e:
+        _fail(f"cannot reach the server: {e}")
+
+
+# ------------------------------------------------------------------------------------------- start
+
+@click.command()
+@click.option("-l", "--listen-addr", default="127.0.0.1:3000", show_default=True, help="HOST:PORT to listen on.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Where databases, logs and the server key live (default ~/.local/share/spacetime-py).")
+def start(listen_addr: str, data_dir: Path | None) -> None:
+    """Run a SpacetimeDB-compatible server (HTTP API + WebSocket) until Ctrl-C."""
+    from harness.server.app import serve
+
+    host, port = _split_addr(listen_addr)
+    serve(data_dir, host, port)
+
+
+def _split_addr(addr: str) -> tuple[str, int]:
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit():
+        raise click.BadParameter(f"expected HOST:PORT, got {addr!r}", param_hint="--listen-addr")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+# ------------------------------------------------------------------------------------------- publish
+
+def _build(path: Path) -> bytes:
+    from module_sdk.build import BuildError
+    from module_sdk.build import build as build_module
+
+    try:
+        result = build_module(path)
+    except BuildError as e:
+        click.echo(str(e), err=True)
+        sys.exit(1)
+    return result.output.read_bytes()
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option("-p", "--project-path", "project", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Module to build and publish (a .py file or a package folder; default: .).")
+@click.option("-b", "--bin-path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Publish this .wasm instead of building.")
+@click.option("-c", "--delete-data", "--clear-database", "clear", is_flag=True,
+              help="Delete the database's data and replace its module (when it exists).")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@_server_option
+def publish(name: str | None, project: Path | None, bin_path: Path | None, clear: bool, yes: bool,
+            server: str | None, anonymous: bool) -> None:
+    """Build a module and publish it as database NAME (created or updated); without NAME an unnamed database."""
+    if clear and not yes and sys.stdin.isatty():
+        click.confirm(f"This deletes all data of database {name}. Continue?", abort=True)
+    wasm = bin_path.read_bytes() if bin_path else _build(project or Path("."))
+    api = api_for(server, anonymous)
+    res = _http_call(api.publish, wasm, name, clear=clear)
+    what = f"{name} ({res['database_identity']})" if name else res["database_identity"]
+    click.echo(f"{'Created new' if res['op'] == 'created' else 'Updated'} database {what}")
+
+
+# ------------------------------------------------------------------------------------------- call
+
+def _schema_v10(api, db: str) -> dict:
+    return _http_call(api.schema, db, 10)
+
+
+def _sections(schema: dict) -> dict:
+    if "sections" in schema:
+        out = {}
+        for s in schema["sections"]:
+            (k, v), = s.items()
+            out.setdefault(k, v)
+        return out
+    return {"Typespace": schema.get("typespace"), "Tables": schema.get("tables", []),
+            "Reducers": schema.get("reducers", [])}
+
+
+def _params(schema: dict, function: str) -> list | None:
+    sec = _sections(schema)
+    for r in (sec.get("Reducers") or []) + (sec.get("Procedures") or []):
+        if function in (r.get("source_name"), r.get("name")):
+            return r["params"]["elements"]
+    return None
+
+
+def _cli_arg(raw: str, param_type: dict | None):
+    """A command-line argument as JSON: strings need no quotes when the parameter is a String."""
+    if param_type is not None and "String" in param_type:
+        if raw.startswith('"'):
+            try:
+                v = json.loads(raw)
+                if isinstance(v, str):
+                    return v
+            except ValueError:
+                pass
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+@click.command()
+@click.argument("database")
+@click.argument("function")
+@click.argument("args", nargs=-1)
+@_server_option
+def call(database: str, function: str, args: tuple[str, ...], server: str | None, anonymous: bool) -> None:
+    """Call reducer (or procedure) FUNCTION of DATABASE with ARGS (each a JSON value; bare text for strings)."""
+    api = api_for(server, anonymous)
+    try:
+        params = _params(api.schema(database, 10), function)
+    except Exception:
+        params = None
+    types = [p["algebraic_type"] for p in params] if params is not None and len(params) == len(args) else None
+    values = [_cli_arg(a, types[i] if types else None) for i, a in enumerate(args)]
+    result = _http_call(api.call, database, function, values)
+    if result is not None:
+        click.echo(json.dumps(result))
+
+
+# ------------------------------------------------------------------------------------------- sql
+
+def _type_name(t: dict, schema_types: dict | None = None) -> str:
+    from module_sdk.sats.satsjson import type_from_json
+
+    try:
+        return repr(type_from_json(t))
+    except Exception:
+        return json.dumps(t)
+
+
+def _cell(v) -> str:
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+@click.command()
+@click.argument("database")
+@click.argument("query")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_server_option
+def sql(database: str, query: str, fmt: str, server: str | None, anonymous: bool) -> None:
+    """Run one SQL statement against DATABASE and print the result."""
+    api = api_for(server, anonymous)
+    if fmt == "json":
+        r = _http_call(api.request, "POST", f"/v1/database/{database}/sql", body=query.encode())
+        click.echo(r.text)
+        return
+    results = _http_call(api.sql, database, query)
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False, soft_wrap=True)
+    for res in results:
+        cols = [e["name"].get("some", "") if isinstance(e["name"], dict) else e["name"]
+                for e in res["schema"]["elements"]]
+        if not cols:
+            st = res.get("stats", {})
+            n = sum(st.values()) if st else 0
+            click.echo(f"OK ({n} row{'s' if n != 1 else ''} affected)" if n else "OK")
+            continue
+        table = Table(show_edge=False)
+        for c in cols:
+            table.add_column(c)
+        for row in res["rows"]:
+            table.add_row(*(_cell(v) for v in row))
+        console.print(table)
+        click.echo(f"({len(res['rows'])} row{'s' if len(res['rows']) != 1 else ''})")
+
+
+# ------------------------------------------------------------------------------------------- logs
+
+def _format_log(line: dict) -> str:
+    level = line.get("level", "")
+    ts = line.get("ts")
+    when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts / 1e6)) + f".{int(ts % 1_000_000):06d}Z" if ts else ""
+    where = ""
+    if line.get("filename") and line.get("filename") != "__spacetimedb__":
+        where = f" {line['filename']}:{line.get('line_number', '')}"
+    return f"{when} {level:>5}:{where} {line.get('message', '')}"
+
+
+@click.command()
+@click.argument("database")
+@click.option("-n", "--num-lines", type=int, default=None, help="Only the last N lines.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines as the module logs them.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_server_option
+def logs(database: str, num_lines: int | None, follow: bool, fmt: str, server: str | None, anonymous: bool) -> None:
+    """Print the module logs of DATABASE (owner only)."""
+    api = api_for(server, anonymous)
+    out = (lambda d: json.dumps(d)) if fmt == "json" else _format_log
+    if follow:
+        try:
+            for line in _http_call(api.follow_logs, database, 10 if num_lines is None else num_lines):
+                click.echo(out(line))
+        except KeyboardInterrupt:
+            pass
+        return
+    for line in _http_call(api.logs, database, num_lines):
+        click.echo(out(line))
+
+
+# ------------------------------------------------------------------------------------------- describe
+
+@click.command()
+@click.argument("database")
+@click.argument("kind", required=False, type=click.Choice(["table", "reducer"]))
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the module def as JSON.")
+@_server_option
+def describe(database: str, kind: str | None, name: str | None, as_json: bool, server: str | None,
+             anonymous: bool) -> None:
+    """Describe the tables and reducers of DATABASE (or one `table NAME` / `reducer NAME`)."""
+    api = api_for(server, anonymous)
+    schema = _schema_v10(api, database)
+    if as_json and kind is None:
+        click.echo(json.dumps(schema, indent=2))
+        return
+    sec = _sections(schema)
+    types = (sec.get("Typespace") or {}).get("types", [])
+    tables = sec.get("Tables") or []
+    reducers = sec.get("Reducers") or []
+    lifecycle = {x["function_name"]: next(iter(x["lifecycle_spec"])) for x in sec.get("LifeCycleReducers") or []}
+
+    def tname(t):
+        return t.get("source_name") or t.get("name")
+
+    if kind:
+        items = tables if kind == "table" else reducers
+        match = [x for x in items if tname(x) == name]
+        if not match:
+            _fail(f"no {kind} named {name!r}")
+        if as_json:
+            click.echo(json.dumps(match[0], indent=2))
+            return
+        tables, reducers = (match, []) if kind == "table" else ([], match)
+    for t in tables:
+        access = next(iter(t["table_access"]))
+        click.echo(f"table {tname(t)} ({access.lower()})")
+        row = types[t["product_type_ref"]] if t["product_type_ref"] < len(types) else {}
+        pk = set(t.get("primary_key", []))
+        for i, e in enumerate(row.get("Product", {}).get("elements", [])):
+            mark = "  [primary key]" if i in pk else ""
+            click.echo(f"    {e['name'].get('some', i)}: {_type_name(e['algebraic_type'])}{mark}")
+    for r in reducers:
+        params = ", ".join(f"{e['name'].get('some', '')}: {_type_name(e['algebraic_type'])}"
+                           for e in r["params"]["elements"])
+        extra = f"  [{lifecycle[tname(r)]}]" if tname(r) in lifecycle else ""
+        click.echo(f"reducer {tname(r)}({params}){extra}")
+
+
+# ------------------------------------------------------------------------------------------- delete
+
+@click.command()
+@click.argument("database")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@_server_option
+def delete(database: str, yes: bool, server: str | None, anonymous: bool) -> None:
+    """Delete DATABASE and all its data (owner only)."""
+    if not yes and sys.stdin.isatty():
+        click.confirm(f"Delete database {database} and all its data?", abort=True)
+    api = api_for(server, anonymous)
+    _http_call(api.delete, database)
+    click.echo(f"Deleted database {database}")
+
+
+# ------------------------------------------------------------------------------------------- dev
+
+def _snapshot(root: Path) -> dict:
+    files = [root] if root.is_file() else [p for p in root.rglob("*.py") if "target" not in p.parts]
+    out = {}
+    for p in files:
+        try:
+            out[str(p)] = p.stat().st_mtime_ns
+        except OSError:
+            pass
+    return out
+
+
+@click.command()
+@click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
+@click.argument("name", required=False)
+@click.option("-l", "--listen-addr", default="127.0.0.1:3000", show_default=True)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Server data dir (default: a fresh temporary folder, deleted on exit).")
+@click.option("--interval", type=float, default=0.5, show_default=True, help="Seconds between change checks.")
+@click.option("--max-cycles", type=int, default=None, hidden=True)
+def dev(path: Path, name: str | None, listen_addr: str, data_dir: Path | None, interval: float,
+        max_cycles: int | None) -> None:
+    """Build the module at PATH, start a local server, publish it as NAME, then rebuild and republish whenever
+    a .py file changes (data is kept when the host can migrate; otherwise the database is cleared)."""
+    import tempfile
+    import threading
+
+    from client_sdk.http import HttpError, SpacetimeHttp
+
+    host, port = _split_addr(listen_addr)
+    tmp = None
+    if data_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="spacetime-py-dev-")
+        data_dir = Path(tmp.name)
+    name = name or _default_name(path)
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+    ready = threading.Event()
+    stop = threading.Event()
+    server = threading.Thread(target=_serve_in_thread, args=(data_dir, host, port, ready, stop), daemon=True)
+    server.start()
+    if not ready.wait(30):
+        _fail("the server did not start")
+    api = SpacetimeHttp(url)
+    _ident, api.token = api.create_identity()
+    click.echo(f"dev server on {url}, database {name}, watching {path} (Ctrl-C to stop)")
+
+    def deploy(first: bool) -> None:
+        from module_sdk.build import BuildError
+        from module_sdk.build import build as build_module
+
+        try:
+            wasm = build_module(path).output.read_bytes()
+        except BuildError as e:
+            click.secho(str(e), fg="red", err=True)
+            return
+        try:
+            res = api.publish(wasm, name)
+            click.echo(f"{'published' if first else 'republished'} {name}: {res['op']}")
+        except HttpError as e:
+            if e.status == 400 and "update rejected" in e.text:
+                res = api.publish(wasm, name, clear=True)
+                click.secho(f"republished {name} with its data cleared ({e.text.strip()})", fg="yellow")
+            else:
+                click.secho(f"publish failed: {e.status} {e.text.strip()}", fg="red", err=True)
+
+    try:
+        deploy(True)
+        seen = _snapshot(path)
+        cycles = 0
+        while max_cycles is None or cycles < max_cycles:
+            time.sleep(interval)
+            cycles += 1
+            now = _snapshot(path)
+            if now != seen:
+                seen = now
+                deploy(False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        server.join(10)
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _default_name(path: Path) -> str:
+    import re
+
+    stem = path.resolve().stem if path.is_file() else path.resolve().name
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9]", "-", stem.lower())).strip("-") or "dev"
+
+
+def _serve_in_thread(data_dir: Path, host: str, port: int, ready, stop) -> None:
+    import asyncio
+
+    from aiohttp import web
+
+    from harness.server.app import create_app
+
+    async def main():
+        app = create_app(data_dir)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        ready.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.1)
+        await runner.cleanup()
+
+    asyncio.run(main())
+
+
+COMMANDS = [start, publish, call, sql, logs, describe, delete, dev]

@@ -1,0 +1,557 @@
+"""The HTTP routes of the server (http-api.md sections 1-3), as aiohttp handlers.
+
+Conventions kept from upstream: JSON bodies carry exactly `Content-Type: application/json` (no charset; the
+`spacetime` CLI compares the string), errors are plain text, every response under `/v1/database` carries
+`spacetime-identity` / `spacetime-identity-token` (an anonymous caller gets a freshly minted identity), and
+CORS allows any origin on `/v1`.
+
+Database work (wasm, datastore, commit log) runs in worker threads so the event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from typing import Any
+
+from aiohttp import web
+from blake3 import blake3
+
+from module_sdk.sats import ConnectionId, Identity, decode, encode
+from module_sdk.sats.satsjson import SatsJsonError, product_type_to_json, type_to_json, value_from_json, value_to_json
+
+from .auth import AuthError, Claims, TokenAuthority, token_from_header
+from .registry import DatabaseEntry, Registry, RegistryError, parse_identity
+from .schema import schema_json
+
+REGISTRY_KEY = web.AppKey("spacetime_registry", Registry)
+AUTHORITY_KEY = web.AppKey("spacetime_authority", TokenAuthority)
+STOPPING_KEY = web.AppKey("spacetime_stopping", asyncio.Event)
+# request[AUTH]: the caller's Claims on /v1/database routes (minted if anonymous)
+AUTH = web.RequestKey("spacetime_auth", Claims) if hasattr(web, "RequestKey") else "spacetime_auth"
+
+MAX_BODY = 2 * 1024 * 1024  # upstream's default request body limit (publish routes have none)
+VERSION = "2.8.3"
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "*",
+    "Access-Control-Allow-Headers": "Authorization, Accept, Content-Type",
+}
+LIFECYCLE_NAMES = {"init": "Init", "client_connected": "OnConnect", "client_disconnected": "OnDisconnect"}
+
+
+def json_response(obj: Any, status: int = 200, headers: dict | None = None) -> web.Response:
+    body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    resp = web.Response(body=body, status=status, headers=headers)
+    resp.content_type = "application/json"  # exactly this: no charset
+    return resp
+
+
+def text_response(text: str, status: int, headers: dict | None = None) -> web.Response:
+    return web.Response(text=text, status=status, headers=headers)
+
+
+def _registry(request: web.Request) -> Registry:
+    return request.app[REGISTRY_KEY]
+
+
+def _caller(request: web.Request) -> Claims:
+    return request[AUTH]
+
+
+def _required_auth(request: web.Request) -> Claims:
+    """Routes that need a credential and do not mint one."""
+    token = token_from_header(request.headers.get("Authorization"), request.query.get("token"))
+    if token is None:
+        raise AuthError(401, "Authorization required")
+    return request.app[AUTHORITY_KEY].validate(token)
+
+
+def _flag(request: web.Request, name: str, default: bool = False) -> bool:
+    v = request.query.get(name)
+    if v is None:
+        return default
+    if v.lower() in ("true", "1", "yes", ""):
+        return True
+    if v.lower() in ("false", "0", "no"):
+        return False
+    raise web.HTTPBadRequest(text=f"invalid value for `{name}`: {v!r} (expected true or false)")
+
+
+def _lookup(request: web.Request) -> DatabaseEntry:
+    return _registry(request).lookup(request.match_info["name_or_identity"])
+
+
+# ------------------------------------------------------------------------------------ middleware
+
+def _needs_database_auth(request: web.Request) -> bool:
+    parts = request.path.rstrip("/").split("/")  # ['', 'v1', 'database', x, sub...]
+    if parts[:3] != ["", "v1", "database"]:
+        return False
+    if len(parts) == 3:
+        return request.method == "POST"
+    # /route has no auth middleware upstream; /subscribe resolves its credential itself (websocket.py)
+    return not (len(parts) >= 5 and parts[4] in ("route", "subscribe"))
+
+
+@web.middleware
+async def middleware(request: web.Request, handler):
+    if request.method == "OPTIONS" and request.path.startswith("/v1"):
+        return web.Response(status=200, headers=CORS_HEADERS)
+    try:
+        if _needs_database_auth(request):
+            authority = request.app[AUTHORITY_KEY]
+            token = token_from_header(request.headers.get("Authorization"), request.query.get("token"))
+            request[AUTH] = authority.validate(token) if token is not None else authority.mint()
+        return await handler(request)
+    except AuthError as e:
+        return text_response(e.message, e.status)
+    except RegistryError as e:
+        if isinstance(e.body, str):
+            return text_response(e.body, e.status)
+        return json_response(e.body, e.status)
+
+
+async def on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    if request.path.startswith("/v1"):
+        for k, v in CORS_HEADERS.items():
+            response.headers.setdefault(k, v)
+    claims = request.get(AUTH)
+    if claims is not None:
+        response.headers["spacetime-identity"] = claims.identity.to_hex()
+        response.headers["spacetime-identity-token"] = claims.token
+
+
+# ------------------------------------------------------------------------------------ misc routes
+
+async def ping(request: web.Request) -> web.Response:
+    if request.headers.get("Authorization") is not None:
+        _required_auth(request)
+    return web.Response(status=200)
+
+
+async def health(request: web.Request) -> web.Response:
+    return json_response({"package_name": "spacetime-py", "version": VERSION,
+                          "nodes": [{"id": 0, "state": "Running"}], "schedulable": True})
+
+
+async def energy(request: web.Request) -> web.Response:
+    if parse_identity(request.match_info["identity"]) is None:
+        return text_response("invalid identity", 400)
+    return json_response({"balance": str(2**127 - 1)})
+
+
+# ------------------------------------------------------------------------------------ identity
+
+async def create_identity(request: web.Request) -> web.Response:
+    claims = request.app[AUTHORITY_KEY].mint()
+    return json_response({"identity": claims.identity.to_hex(), "token": claims.token})
+
+
+async def websocket_token(request: web.Request) -> web.Response:
+    claims = _required_auth(request)
+    return json_response({"token": request.app[AUTHORITY_KEY].websocket_token(claims)})
+
+
+async def public_key(request: web.Request) -> web.Response:
+    resp = web.Response(body=request.app[AUTHORITY_KEY].keys.public_pem)
+    resp.content_type = "application/pem-certificate-chain"
+    return resp
+
+
+async def verify_identity(request: web.Request) -> web.Response:
+    want = parse_identity(request.match_info["identity"])
+    if want is None:
+        return text_response("invalid identity", 400)
+    claims = _required_auth(request)
+    return web.Response(status=204) if claims.identity == want else text_response(
+        "the token's identity does not match", 400)
+
+
+async def identity_databases(request: web.Request) -> web.Response:
+    owner = parse_identity(request.match_info["identity"])
+    if owner is None:
+        return text_response("invalid identity", 400)
+    return json_response({"identities": [i.to_hex() for i in _registry(request).databases_of(owner)]})
+
+
+# ------------------------------------------------------------------------------------ publish, delete
+
+async def publish(request: web.Request) -> web.Response:
+    name = request.match_info.get("name_or_identity")
+    if request.query.get("parent"):
+        if name and _registry(request).get(_registry(request).resolve(name)) is not None:
+            return text_response("cannot set a parent for an existing database", 400)
+        return text_response("child databases are not supported by this host", 400)
+    policy = request.query.get("policy", "Compatible")
+    if policy not in ("Compatible", "BreakClients"):
+        return text_response(f"invalid policy {policy!r}", 400)
+    host_type = request.query.get("host_type", "Wasm")
+    if host_type not in ("Wasm", "Js"):
+        return text_response(f"invalid host_type {host_type!r}: expected Wasm or Js", 400)
+    clear = _flag(request, "clear")
+    wasm = await request.read()
+    caller = _caller(request).identity
+    result = await asyncio.to_thread(_registry(request).publish, wasm, caller, name, clear=clear,
+                                     host_type=host_type)
+    return json_response(result.to_json())
+
+
+async def pre_publish(request: web.Request) -> web.Response:
+    entry = _lookup(request)
+    if entry.owner != _caller(request).identity:
+        return text_response("only the owner may publish to this database", 403)
+    # The simplest valid behaviour (http-api.md 3.3): no plan; the CLI goes straight to PUT.
+    return text_response("No migration plan: publish directly", 404)
+
+
+async def delete_database(request: web.Request) -> web.Response:
+    try:
+        entry = _lookup(request)
+    except RegistryError as e:
+        if e.body == "No such database.":
+            return web.Response(status=200)
+        raise
+    await asyncio.to_thread(_registry(request).delete, entry, _caller(request).identity)
+    return web.Response(status=200)
+
+
+async def reset_database(request: web.Request) -> web.Response:
+    entry = _lookup(request)
+    body = await request.read()
+    await asyncio.to_thread(_registry(request).reset, entry, _caller(request).identity, body or None)
+    return web.Response(status=200)
+
+
+async def lock_database(request: web.Request) -> web.Response:
+    entry = _lookup(request)
+    _registry(request).set_lock(entry, _caller(request).identity, request.path.rstrip("/").endswith("/lock"))
+    return web.Response(status=200)
+
+
+def _hex0x(b: bytes) -> str:
+    return "0x" + b.hex()
+
+
+async def database_info(request: web.Request) -> web.Response:
+    entry = _lookup(request)
+    program = entry.db.wasm if entry.db is not None else b""
+    return json_response({
+        "database_identity": {"__identity__": "0x" + entry.hex},
+        "owner_identity": {"__identity__": "0x" + entry.owner.to_hex()},
+        "host_type": {"Wasm": []},
+        "initial_program": _hex0x(blake3(program).digest()),
+    })
+
+
+# ------------------------------------------------------------------------------------ names
+
+async def get_names(request: web.Request) -> web.Response:
+    return json_response({"names": list(_lookup(request).names)})
+
+
+async def get_identity(request: web.Request) -> web.Response:
+    identity = _registry(request).resolve(request.match_info["name_or_identity"])
+    return text_response(identity.to_hex(), 200)
+
+
+async def add_name(request: web.Request) -> web.Response:
+    entry = _lookup(request)
+    name = (await request.text()).strip()
+    status, body = _registry(request).add_name(entry, _caller(request).identity, name)
+    return json_response(body, status)
+
+
+async def set_names(request: web.Request) -> web.Response:
+    try:
+        entry = _lookup(request)
+    except RegistryError as e:
+        if e.status == 404:
+            return json_response("DatabaseNotFound", 404)
+        raise
+    try:
+        names = json.loads(await request.text())
+        if not isinstance(names, list):
+            raise ValueError("expected a JSON array of names")
+    except ValueError as e:
+        return json_response({"OtherError": f"invalid body: {e}"}, 400)
+    status, body = _registry(request).set_names(entry, _caller(request).identity, names)
+    return json_response(body, status)
+
+
+# ------------------------------------------------------------------------------------ call
+
+def _timing_headers(duration_us: float, energy: bool = True) -> dict:
+    h = {"spacetime-execution-duration-micros": str(int(duration_us))}
+    if energy:
+        h["spacetime-energy-used"] = "0"
+    return h
+
+
+async def call(request: web.Request) -> web.Response:
+    fn = request.match_info["function"]
+    ctype = request.headers.get("Content-Type")
+    if ctype is None:
+        return text_response("Missing `Content-Type: application/json` header", 400)
+    if ctype.split(";")[0].strip().lower() != "application/json":
+        return text_response(f"Expected request with `Content-Type: application/json`, got {ctype!r}", 415)
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return text_response("request body too large", 413)
+    body = await request.read()
+    entry = _lookup(request)
+    db = entry.database()
+    caller = _caller(request).identity
+    mdef = db.mdef
+    try:
+        rdef = mdef.reducer(fn)
+    except KeyError:
+        rdef = None
+    if rdef is None:
+        proc = next((p for p in mdef.procedures if fn in (p.name, p.source_name)), None)
+        if proc is None:
+            return text_response("No such procedure", 404)
+        return await _call_procedure(request, db, proc, body, caller)
+    if rdef.lifecycle:
+        return text_response(f"can't directly call special {LIFECYCLE_NAMES[rdef.lifecycle]} lifecycle reducer",
+                             400)
+    if not rdef.client_callable and caller != entry.owner:
+        return text_response("No such reducer", 404)
+    try:
+        args = _decode_args(body, rdef.params, mdef.typespace)
+    except (ValueError, SatsJsonError) as e:
+        return text_response(f"invalid arguments for reducer {rdef.name}: {e}", 400)
+
+    def run():
+        conn = ConnectionId.from_bytes(os.urandom(16))
+        out = db.client_connected(caller, conn)
+        if not out.committed:
+            return "rejected", out
+        try:
+            return "called", db.call_reducer(rdef.name, args, sender=caller, connection_id=conn)
+        finally:
+            db.client_disconnected(caller, conn)
+
+    what, out = await asyncio.to_thread(run)
+    if what == "rejected":
+        return text_response(out.error or "the module refused the connection", 403)
+    headers = _timing_headers(out.duration_us)
+    if out.committed:
+        return web.Response(status=200, headers=headers)
+    return text_response(out.error or "the reducer failed", 530, headers)
+
+
+def _decode_args(body: bytes, params, typespace) -> bytes:
+    text = body.decode("utf-8") if body.strip() else "[]"
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"the body is not JSON: {e}") from None
+    if not isinstance(obj, (list, dict)):
+        obj = [obj] if len(params.elements) == 1 else obj
+    value = value_from_json(params, obj, typespace)
+    return encode(params, value, typespace)
+
+
+async def _call_procedure(request, db, proc, body: bytes, caller: Identity) -> web.Response:
+    call_procedure = getattr(db, "call_procedure", None)
+    if call_procedure is None:
+        return text_response(f"procedure {proc.name}: procedures are not supported by this host yet", 501)
+    try:
+        args = _decode_args(body, proc.params, db.mdef.typespace)
+    except (ValueError, SatsJsonError) as e:
+        return text_response(f"invalid arguments for function {proc.name}: {e}", 400)
+    t0 = time.perf_counter()
+
+    def run():
+        conn = ConnectionId.from_bytes(os.urandom(16))
+        out = db.client_connected(caller, conn)
+        if not out.committed:
+            return "rejected", out
+        try:
+            return "called", call_procedure(proc.name, args, sender=caller, connection_id=conn)
+        finally:
+            db.client_disconnected(caller, conn)
+
+    what, out = await asyncio.to_thread(run)
+    if what == "rejected":
+        return text_response(out.error or "the module refused the connection", 403)
+    headers = _timing_headers(getattr(out, "duration_us", (time.perf_counter() - t0) * 1e6), energy=False)
+    error = getattr(out, "error", None)
+    if error:
+        return text_response(str(error), 530, headers)
+    value = out
+    for attr in ("result_bytes", "value"):
+        if hasattr(out, attr):
+            value = getattr(out, attr)
+            break
+    ts = db.mdef.typespace
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        value = decode(proc.return_type, bytes(value), ts)
+    return json_response(value_to_json(proc.return_type, value, ts), 200, headers)
+
+
+# ------------------------------------------------------------------------------------ sql
+
+def _stats(sql: str, affected: int | None) -> dict:
+    stats = {"rows_inserted": 0, "rows_deleted": 0, "rows_updated": 0}
+    if affected:
+        word = sql.lstrip().split(None, 1)[0].lower() if sql.strip() else ""
+        key = {"insert": "rows_inserted", "delete": "rows_deleted", "update": "rows_updated"}.get(word)
+        if key:
+            stats[key] = affected
+    return stats
+
+
+async def sql(request: web.Request) -> web.Response:
+    try:
+        from harness.sql import execute
+    except ImportError:
+        return text_response("SQL is not available in this build of the host", 501)
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return text_response("request body too large", 413)
+    text = (await request.read()).decode("utf-8", "replace")
+    _flag(request, "confirmed", True)  # every commit is durable before it is visible here
+    entry = _lookup(request)
+    db = entry.database()
+    caller = _caller(request).identity
+
+    is_owner = caller == entry.owner
+
+    def run():
+        conn = ConnectionId.from_bytes(os.urandom(16))
+        out = db.client_connected(caller, conn)
+        if not out.committed:
+            raise RegistryError(403, out.error or "the module refused the connection")
+        t0 = time.perf_counter()
+        try:
+            results = execute(db, text, caller, owner=is_owner)  # DML fans out through the host's commit path
+            return results, (time.perf_counter() - t0) * 1e6
+        finally:
+            db.client_disconnected(caller, conn)
+
+    try:
+        results, duration = await asyncio.to_thread(run)
+    except RegistryError:
+        raise
+    except Exception as e:  # SqlError and anything the statement hit: 400 with the message
+        return text_response(str(e) or type(e).__name__, 400)
+    ts = db.mdef.typespace
+    out = []
+    for r in results:
+        out.append({
+            "schema": {"elements": [{"name": {"some": n}, "algebraic_type": type_to_json(t)} for n, t in r.columns]},
+            "rows": [[value_to_json(t, v, ts) for (_, t), v in zip(r.columns, row)] for row in r.rows],
+            "total_duration_micros": int(getattr(r, "duration_us", duration)),
+            "stats": dict(getattr(r, "stats", None) or _stats(text, r.affected)),
+        })
+    if not out:
+        out = [{"schema": {"elements": []}, "rows": [], "total_duration_micros": int(duration),
+                "stats": _stats(text, None)}]
+    return json_response(out, 200, _timing_headers(duration, energy=False))
+
+
+# ------------------------------------------------------------------------------------ schema, logs
+
+async def schema(request: web.Request) -> web.Response:
+    version = request.query.get("version")
+    if version not in ("9", "10"):
+        return text_response("the `version` query parameter is required: 9 or 10", 400)
+    db = _lookup(request).database()
+    return json_response(schema_json(db.mdef, int(version)))
+
+
+async def logs(request: web.Request) -> web.StreamResponse:
+    entry = _lookup(request)
+    if entry.owner != _caller(request).identity:
+        return text_response(f"Identity {_caller(request).identity.to_hex()} is not authorized to read the logs "
+                             f"of database {entry.hex}", 403)
+    raw_n = request.query.get("num_lines")
+    try:
+        num_lines = int(raw_n) if raw_n not in (None, "") else None
+    except ValueError:
+        return text_response(f"invalid num_lines {raw_n!r}", 400)
+    follow = _flag(request, "follow")
+    headers = {"Cache-Control": "no-cache"}
+    if not follow:
+        lines = entry.logs.tail(num_lines)
+        resp = web.Response(body="".join(line + "\n" for line in lines).encode(), headers=headers)
+        resp.content_type = "application/x-ndjson"
+        return resp
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def on_line(line: str) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, line)
+
+    resp = web.StreamResponse(headers=headers)
+    resp.content_type = "application/x-ndjson"
+    resp.enable_chunked_encoding()
+    backlog = entry.logs.listen(on_line, num_lines)
+    stopping = request.app[STOPPING_KEY]
+    registry = _registry(request)
+    try:
+        await resp.prepare(request)
+        if backlog:
+            await resp.write("".join(line + "\n" for line in backlog).encode())
+        while not stopping.is_set():
+            try:
+                line = await asyncio.wait_for(queue.get(), timeout=0.5)
+            except TimeoutError:
+                if request.transport is None or request.transport.is_closing():
+                    break
+                if registry.get(entry.identity) is not entry:  # deleted
+                    break
+                continue
+            await resp.write(line.encode() + b"\n")
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        entry.logs.unlisten(on_line)
+    return resp
+
+
+async def timestamp(request: web.Request) -> web.Response:
+    _lookup(request)
+    return json_response({"__timestamp_micros_since_unix_epoch__": int(time.time() * 1e6)})
+
+
+async def subscribe_unavailable(request: web.Request) -> web.Response:
+    _lookup(request)
+    return text_response("WebSocket subscriptions are not available in this build of the host", 501)
+
+
+def setup_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/v1/ping", ping)
+    r.add_get("/v1/health", health)
+    r.add_get("/v1/energy/{identity}", energy)
+    r.add_post("/v1/identity", create_identity)
+    r.add_post("/v1/identity/websocket-token", websocket_token)
+    r.add_get("/v1/identity/public-key", public_key)
+    r.add_get("/v1/identity/{identity}/verify", verify_identity)
+    r.add_get("/v1/identity/{identity}/databases", identity_databases)
+    r.add_post("/v1/database", publish)
+    r.add_post("/v1/database/", publish)
+    db = "/v1/database/{name_or_identity}"
+    r.add_put(db, publish)
+    r.add_get(db, database_info)
+    r.add_delete(db, delete_database)
+    r.add_get(db + "/names", get_names)
+    r.add_post(db + "/names", add_name)
+    r.add_put(db + "/names", set_names)
+    r.add_get(db + "/identity", get_identity)
+    r.add_post(db + "/call/{function}", call)
+    r.add_get(db + "/schema", schema)
+    r.add_get(db + "/logs", logs)
+    r.add_post(db + "/sql", sql)
+    r.add_post(db + "/pre_publish", pre_publish)
+    r.add_put(db + "/reset", reset_database)
+    r.add_post(db + "/lock", lock_database)
+    r.add_post(db + "/unlock", lock_database)
+    r.add_get(db + "/unstable/timestamp", timestamp)
+
+
+__all__ = ["AUTH", "AUTHORITY_KEY", "REGISTRY_KEY", "STOPPING_KEY", "json_response", "setup_routes",
+           "product_type_to_json", "subscribe_unavailable"]
