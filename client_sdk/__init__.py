@@ -3,3 +3,23 @@
 ``client_sdk.protocol`` defines every v2 message (both directions) and v3 framing as SATS types over the
 shared BSATN codec in ``module_sdk.sats``; the server in ``harness.server`` uses the same definitions.
 """
+
+from .connection import DbConnection, DbConnectionBuilder, EventContext, ReducerEvent
+from .errors import (
+    ClientError,
+    ConnectError,
+    ConnectionClosedError,
+    ProcedureError,
+    QueryError,
+    ReducerError,
+    ReducerFailedError,
+    ReducerInternalError,
+    SubscriptionFailedError,
+)
+from .module import ModuleSpec
+
+__all__ = [
+    "ClientError", "ConnectError", "ConnectionClosedError", "DbConnection", "DbConnectionBuilder", "EventContext",
+    "ModuleSpec", "ProcedureError", "QueryError", "ReducerError", "ReducerEvent", "ReducerFailedError",
+    "ReducerInternalError", "SubscriptionFailedError",
+]

@@ -108,5 +108,16 @@ def run(path: Path, calls: tuple[str, ...], connect: bool) -> None:
     sys.exit(1 if failed else 0)
 
 
+def _register_verbs() -> None:
+    """The server verbs (start, publish, call, sql, logs, describe, delete, dev) and client codegen."""
+    from client_sdk.codegen.cli import generate
+    from harness.server.cli import COMMANDS
+
+    for command in (*COMMANDS, generate):
+        main.add_command(command)
+
+
+_register_verbs()
+
 if __name__ == "__main__":  # pragma: no cover
     main()
