@@ -222,7 +222,25 @@ def _type_name(t: dict, schema_types: dict | None = None) -> str:
         return json.dumps(t)
 
 
-def _cell(v) -> str:
+def _cell(v, ty_json=None) -> str:
+    """Render one SATS-JSON cell the way `spacetime sql` does: identities as 0x-hex, timestamps as RFC 3339,
+    options as their value or empty, other composites as JSON."""
+    if ty_json is not None:
+        from module_sdk.sats import ConnectionId, Identity, TimeDuration, Timestamp, Uuid
+        from module_sdk.sats.satsjson import type_from_json, value_from_json
+
+        try:
+            t = type_from_json(ty_json)
+            if not t.has_refs():
+                value = value_from_json(t, v)
+                if isinstance(value, (Identity, ConnectionId)):
+                    return f"0x{value.to_hex()}"
+                if isinstance(value, (Timestamp, TimeDuration, Uuid)):
+                    return str(value)
+                if t.is_option():
+                    return "" if value is None else _cell(v["some"] if isinstance(v, dict) else v, None)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            pass
     return v if isinstance(v, str) else json.dumps(v)
 
 
@@ -254,8 +272,9 @@ def sql(database: str, query: str, fmt: str, server: str | None, anonymous: bool
         table = Table(show_edge=False)
         for c in cols:
             table.add_column(c)
+        types = [e.get("algebraic_type") for e in res["schema"]["elements"]]
         for row in res["rows"]:
-            table.add_row(*(_cell(v) for v in row))
+            table.add_row(*(_cell(v, t) for v, t in zip(row, types)))
         console.print(table)
         click.echo(f"({len(res['rows'])} row{'s' if len(res['rows']) != 1 else ''})")
 
