@@ -1,6 +1,6 @@
 """Chat client for examples/quickstart, on the generated bindings in examples/quickstart_client/.
 
-    spacetime-py start &  spacetime-py publish examples/quickstart quickstart
+    spacetime-py start &  spacetime-py publish quickstart -p examples/quickstart
     python examples/chat_client.py [http://127.0.0.1:3000] [quickstart]   # lines: "/name NAME" or a message
 """
 
