@@ -625,59 +625,11 @@ static void report_exception(uint32_t sink) {
     PyMem_Free(msg);
 }
 
-/* ---------------- build-time allocator hooks ----------------
- * The snapshot stores every non-zero byte of linear memory, and memory freed while the module was being
- * imported (the compiler's garbage, temporaries, resized lists and dicts, the freelists emptied by the final
- * collection) would otherwise keep its old bytes.  While stdb_build_init runs, these hooks sit in front of
- * CPython's three allocator domains and zero each block as it is freed; they are removed before the
- * snapshot, so a running module allocates exactly as before.
- *
- * This libpython is built without pymalloc: every domain is libc malloc, whose malloc_usable_size is the
- * exact requested size and whose free-list link lives past it (at the end of the power-of-two slot). */
-extern size_t malloc_usable_size(void *);
-static PyMemAllocatorEx orig_alloc[3];
-static int zero_ok = 0;
-
-static void *hook_malloc(void *ctx, size_t n) {
-    PyMemAllocatorEx *o = ctx;
-    return o->malloc(o->ctx, n);
-}
-static void *hook_calloc(void *ctx, size_t n, size_t e) {
-    PyMemAllocatorEx *o = ctx;
-    return o->calloc(o->ctx, n, e);
-}
-static void *hook_realloc(void *ctx, void *p, size_t n) {
-    PyMemAllocatorEx *o = ctx;
-    size_t old = p && zero_ok ? malloc_usable_size(p) : 0;
-    void *q = o->realloc(o->ctx, p, n);
-    if (q && q != p && old) memset(p, 0, old); /* the old block was freed: its link is past these bytes */
-    return q;
-}
-static void hook_free(void *ctx, void *p) {
-    PyMemAllocatorEx *o = ctx;
-    if (p && zero_ok) memset(p, 0, malloc_usable_size(p));
-    o->free(o->ctx, p);
-}
-
-static void zeroing_hooks_install(void) {
-    for (int d = 0; d < 3; d++) { /* PYMEM_DOMAIN_RAW, _MEM, _OBJ */
-        PyMem_GetAllocator((PyMemAllocatorDomain)d, &orig_alloc[d]);
-        PyMemAllocatorEx hook = {&orig_alloc[d], hook_malloc, hook_calloc, hook_realloc, hook_free};
-        PyMem_SetAllocator((PyMemAllocatorDomain)d, &hook);
-    }
-    /* Zero only if every domain really is libc malloc (checked, not assumed: a pymalloc build would need
-       pool-aware zeroing). */
-    zero_ok = 1;
-    for (int d = 0; d < 3 && zero_ok; d++) {
-        void *p = d == 0 ? PyMem_RawMalloc(37) : d == 1 ? PyMem_Malloc(37) : PyObject_Malloc(37);
-        if (!p || malloc_usable_size(p) != 37) zero_ok = 0;
-        if (p) free(p);
-    }
-}
-
-static void zeroing_hooks_remove(void) {
-    for (int d = 0; d < 3; d++) PyMem_SetAllocator((PyMemAllocatorDomain)d, &orig_alloc[d]);
-}
+/* While stdb_build_init runs, free() zeroes every block (runtime/alloc.c): the snapshot stores every non-zero
+   byte of linear memory, and memory freed while the module was being imported (the compiler's garbage,
+   temporaries, resized lists and dicts, the freelists emptied by the final collection) would otherwise keep
+   its old bytes.  It is switched off before the snapshot, so a running module frees at full speed. */
+extern int stdb_alloc_zero_free;
 
 static const char NOT_READY[] = "the Python runtime was not initialized (module was not built by spacetime-py build)";
 
@@ -686,7 +638,7 @@ static const char NOT_READY[] = "the Python runtime was not initialized (module 
    has already reported the error to the build host. */
 EXPORT("stdb_build_init") int32_t stdb_build_init(void) {
     if (py_ready) return 0;
-    zeroing_hooks_install();
+    stdb_alloc_zero_free = 1;
     PyImport_AppendInittab("_spacetime", PyInit__spacetime);
     PyConfig config;
     PyConfig_InitIsolatedConfig(&config);
@@ -763,7 +715,7 @@ EXPORT("stdb_build_init") int32_t stdb_build_init(void) {
     PyDict_Clear(g);
     Py_DECREF(g);
     PyGC_Collect();
-    zeroing_hooks_remove();
+    stdb_alloc_zero_free = 0;
     py_ready = 1;
     return 0;
 fail:
