@@ -40,6 +40,7 @@ from module_sdk.sats import (
     decoder,
     encode,
     encoder,
+    identity_key,
     resolve,
     sort_key,
 )
@@ -889,7 +890,7 @@ class _ProcHost(ProcedureHost):
 
 def _key_fn(ty, ts):
     fn = sort_key(ty, ts)
-    return None if getattr(fn, "__name__", "") in ("identity_key",) else fn
+    return None if fn is identity_key else fn  # natural Python order already is SATS order: no key needed
 
 
 def _cap(max_value: int | None, ty) -> int | None:

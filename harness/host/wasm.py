@@ -236,11 +236,4 @@ class LinkError(Exception):
     """The module imports something this host does not provide."""
 
 
-def trap_if(cond: bool, message: str) -> None:
-    if cond:
-        raise HostTrap(message)
-
-
-U32 = struct.Struct("<I")
-U64 = struct.Struct("<Q")
-__all__ = ["Instance", "Limits", "LinkError", "Trap", "HostTrap", "compile_module", "engine", "U32", "U64", "c_uint32"]
+__all__ = ["HostTrap", "Instance", "Limits", "LinkError", "Trap", "compile_module", "engine"]
