@@ -1,5 +1,8 @@
 """Reads and validates the RawModuleDef a module returns from `__describe_module__` (V10, V9).
 
+Decoding is `module_sdk.sats.raw_def` (the def described once as SATS types, the one BSATN codec); this maps
+the decoded value into the dataclasses below.
+
 The result is the host's view of a module: canonical names resolved (shared/spec/module-def.md §5),
 index/constraint/sequence names generated as the server does, ReducerIds = positions.  Invalid
 definitions raise `ModuleDefError` with a message a module author can act on.
@@ -7,18 +10,11 @@ definitions raise `ModuleDefError` with a message a module author can act on.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 
 from module_sdk import names as naming
-from module_sdk.sats import (
-    ProductType,
-    RefType,
-    Typespace,
-    decode_product_type,
-    decode_type,
-    decode_typespace,
-)
+from module_sdk.sats import BsatnError, ProductType, RefType, SumValue, Typespace
+from module_sdk.sats import raw_def as rd
 
 LIFECYCLE = {0: "init", 1: "client_connected", 2: "client_disconnected"}
 ALGOS = {0: "btree", 1: "hash", 2: "direct"}
@@ -128,115 +124,58 @@ class ModuleDef:
         return next((r for r in self.reducers if r.lifecycle == event), None)
 
 
-class _Reader:
-    __slots__ = ("b", "p")
-
-    def __init__(self, b: bytes):
-        self.b = b
-        self.p = 0
-
-    def take(self, n: int) -> bytes:
-        if self.p + n > len(self.b):
-            raise ModuleDefError(f"module definition truncated at byte {self.p}")
-        out = self.b[self.p : self.p + n]
-        self.p += n
-        return out
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def u16(self) -> int:
-        return struct.unpack("<H", self.take(2))[0]
-
-    def u32(self) -> int:
-        return struct.unpack("<I", self.take(4))[0]
-
-    def i128(self) -> int:
-        return int.from_bytes(self.take(16), "little", signed=True)
-
-    def bool(self) -> bool:
-        v = self.u8()
-        if v > 1:
-            raise ModuleDefError(f"invalid bool byte {v} at {self.p - 1}")
-        return v == 1
-
-    def str(self) -> str:
-        n = self.u32()
-        try:
-            return self.take(n).decode("utf-8")
-        except UnicodeDecodeError:
-            raise ModuleDefError(f"invalid UTF-8 in a name at byte {self.p - n}") from None
-
-    def bytes(self) -> bytes:
-        return self.take(self.u32())
-
-    def option(self, f):
-        tag = self.u8()
-        if tag == 0:
-            return f()
-        if tag == 1:
-            return None
-        raise ModuleDefError(f"invalid Option tag {tag} at byte {self.p - 1}")
-
-    def vec(self, f) -> list:
-        return [f() for _ in range(self.u32())]
-
-    def collist(self) -> tuple[int, ...]:
-        return tuple(self.vec(self.u16))
-
-    def sum_tag(self, what: str, n: int) -> int:
-        tag = self.u8()
-        if tag >= n:
-            raise ModuleDefError(f"unknown {what} tag {tag} at byte {self.p - 1}")
-        return tag
-
-    def _wrap(self, fn):
-        try:
-            value, self.p = fn(self.b, self.p)
-        except ValueError as e:
-            raise ModuleDefError(f"bad type at byte {self.p}: {e}") from None
-        return value
-
-    def type(self):
-        return self._wrap(decode_type)
-
-    def product_type(self) -> ProductType:
-        return self._wrap(decode_product_type)
-
-    def typespace(self) -> Typespace:
-        return self._wrap(decode_typespace)
-
-
 def decode_module_def(data: bytes) -> ModuleDef:
     """Decode and validate a RawModuleDef (V10 or V9); V8 is refused with a clear message."""
-    r = _Reader(bytes(data))
+    data = bytes(data)
     if not data:
         raise ModuleDefError("__describe_module__ wrote nothing")
-    version = r.u8()
-    if version == 2:
-        mdef = _read_v10(r)
-    elif version == 1:
-        mdef = _read_v9(r)
-    elif version == 0:
+    if data[0] == rd.V8:
         raise ModuleDefError("RawModuleDef V8 is not supported by this host; rebuild the module with a 2.x SDK")
-    else:
-        raise ModuleDefError(f"unknown RawModuleDef version tag {version}")
-    mdef.raw = bytes(data)
+    if data[0] > rd.V10:
+        raise ModuleDefError(f"unknown RawModuleDef version tag {data[0]}")
+    try:
+        value = rd.decode_raw_def(data)
+        mdef = _from_v10(value.value) if value.tag == rd.V10 else _from_v9(value.value)
+    except BsatnError as e:
+        what = "truncated" if "unexpected end of input" in str(e) else "malformed"
+        raise ModuleDefError(f"module definition {what}: {e}") from None
+    mdef.raw = data
     _validate(mdef)
     return mdef
 
 
+def _algorithm(v: SumValue) -> tuple[int, tuple[int, ...]]:
+    return (v.tag, (v.value[0],)) if v.tag == 2 else (v.tag, tuple(v.value[0]))
+
+
+def _raw_table(v: tuple, t: ProductType, name_key: str) -> dict:
+    """A RawTableDefV10/V9 value as the dict `_table` reads (upstream field names, V10 spelling)."""
+    raw = rd.record(t, v)
+    raw["source_name"] = raw[name_key]
+    raw["primary_key"] = tuple(raw["primary_key"])
+    raw["indexes"] = [{"source_name": name, "accessor_name": accessor, "algorithm": _algorithm(algo)}
+                      for name, accessor, algo in raw["indexes"]]
+    raw["constraints"] = [tuple(data.value[0]) for _name, data in raw["constraints"]]
+    raw["sequences"] = [SequenceDef(col, start, lo, hi, inc) for _name, col, start, lo, hi, inc in raw["sequences"]]
+    raw["table_access"] = raw["table_access"].tag
+    raw.setdefault("default_values", [])
+    raw.setdefault("is_event", False)
+    return raw
+
+
 # ---------------------------------------------------------------- V10
 
-def _read_v10(r: _Reader) -> ModuleDef:
+def _from_v10(v10: tuple) -> ModuleDef:
     sections: dict[int, object] = {}
-    for _ in range(r.u32()):
-        tag = r.sum_tag("RawModuleDefV10Section", 15)
-        value = _V10_SECTIONS[tag](r)
-        sections.setdefault(tag, value)  # the validator reads only the first section of each kind
-    typespace = sections.get(0) or Typespace([])
-    policy_snake = sections.get(9, 1) == 1
-    explicit = sections.get(10, {})
+    for s in v10[0]:
+        if s.tag == 14:
+            raise ModuleDefError("this host does not support submodules yet")
+        sections.setdefault(s.tag, s.value)  # the validator reads only the first section of each kind
+    typespace = rd.typespace_from_value(sections[0]) if 0 in sections else Typespace([])
+    policy = sections.get(9)
+    policy_snake = policy is None or policy.tag == 1
+    kinds = ("table", "function", "index")
+    explicit = {(kinds[e.tag], e.value[0]): e.value[1] for e in sections.get(10, ([],))[0]}
 
     def canon(kind: str, source: str) -> str:
         if (kind, source) in explicit:
@@ -244,31 +183,34 @@ def _read_v10(r: _Reader) -> ModuleDef:
         return naming.canonical_snake(source) if policy_snake else source
 
     tables = []
-    for raw in sections.get(2, []):
+    for v in sections.get(2, []):
+        raw = _raw_table(v, rd.RAW_TABLE_DEF_V10, "source_name")
         tables.append(_table(raw, typespace, canon("table", raw["source_name"]), policy_snake, explicit))
-    schedules = {s["table_name"]: s for s in sections.get(6, [])}
+    schedules = {table_name: (function_name, col) for _n, table_name, col, function_name in sections.get(6, [])}
     for t in tables:
         s = schedules.get(t.source_name)
         if s:
-            t.schedule = ScheduleDef(canon("function", s["function_name"]), s["schedule_at_col"])
-    lifecycle = {lc["function_name"]: LIFECYCLE[lc["spec"]] for lc in sections.get(7, [])}
+            t.schedule = ScheduleDef(canon("function", s[0]), s[1])
+    lifecycle = {function_name: LIFECYCLE[spec.tag] for spec, function_name in sections.get(7, [])}
     reducers = []
-    for i, raw in enumerate(sections.get(3, [])):
-        lc = lifecycle.get(raw["source_name"])
-        scheduled = any(t.schedule and t.schedule.reducer == canon("function", raw["source_name"]) for t in tables)
-        reducers.append(
-            ReducerDef(i, canon("function", raw["source_name"]), raw["source_name"], raw["params"],
-                       raw["visibility"] == 1 and lc is None and not scheduled, lc)
-        )
+    for i, (source, params, visibility, _ok, _err) in enumerate(sections.get(3, [])):
+        lc = lifecycle.get(source)
+        name = canon("function", source)
+        scheduled = any(t.schedule and t.schedule.reducer == name for t in tables)
+        reducers.append(ReducerDef(i, name, source, rd.product_type_from_value(params),
+                                   visibility.tag == 1 and lc is None and not scheduled, lc))
     missing = set(lifecycle) - {r.source_name for r in reducers}
     if missing:
         raise ModuleDefError(f"lifecycle reducer(s) {sorted(missing)} are not in the Reducers section")
-    procedures = [FunctionDef("procedure", canon("function", p["source_name"]), p["source_name"], p["params"],
-                              p["return_type"], public=p["visibility"] == 1) for p in sections.get(4, [])]
-    views = [FunctionDef("view", canon("function", v["source_name"]), v["source_name"], v["params"],
-                         v["return_type"], v["index"], v["is_anonymous"], v["is_public"]) for v in sections.get(5, [])]
-    types = [TypeDef(tuple(t["scope"]), t["name"], t["ty"]) for t in sections.get(1, [])]
-    return ModuleDef(10, typespace, tables, reducers, types, procedures, views, list(sections.get(8, [])))
+    procedures = [FunctionDef("procedure", canon("function", source), source, rd.product_type_from_value(params),
+                              rd.algebraic_type_from_value(ret), public=visibility.tag == 1)
+                  for source, params, ret, visibility in sections.get(4, [])]
+    views = [FunctionDef("view", canon("function", source), source, rd.product_type_from_value(params),
+                         rd.algebraic_type_from_value(ret), index, anonymous, public)
+             for source, index, public, anonymous, params, ret in sections.get(5, [])]
+    types = [TypeDef(tuple(scope), name, ty) for (scope, name), ty, _custom in sections.get(1, [])]
+    rls = [sql for (sql,) in sections.get(8, [])]
+    return ModuleDef(10, typespace, tables, reducers, types, procedures, views, rls)
 
 
 def _table(raw: dict, ts: Typespace, name: str, policy_snake: bool, explicit: dict) -> TableDef:
@@ -305,132 +247,35 @@ def _table(raw: dict, ts: Typespace, name: str, policy_snake: bool, explicit: di
     pk = raw["primary_key"]
     if len(pk) > 1:
         raise ModuleDefError(f"table {name!r}: a primary key has at most one column")
-    sequences = [SequenceDef(s["column"], s["start"], s["min_value"], s["max_value"], s["increment"])
-                 for s in raw["sequences"]]
+    sequences = raw["sequences"]
     for s in sequences:
         check_cols((s.column,), "a sequence")
     return TableDef(name, raw["source_name"], ref, row, tuple(cols), pk[0] if pk else None, indexes, unique,
-                    sequences, raw["table_access"] == 0, raw["is_event"],
-                    {d["col_id"]: d["value"] for d in raw["default_values"]})
-
-
-def _index_algo(r: _Reader):
-    tag = r.sum_tag("RawIndexAlgorithm", 3)
-    return (tag, (r.u16(),)) if tag == 2 else (tag, r.collist())
-
-
-def _constraint(r: _Reader):
-    r.option(r.str)
-    r.sum_tag("RawConstraintData", 1)
-    return r.collist()
-
-
-def _sequence(r: _Reader) -> dict:
-    return {"source_name": r.option(r.str), "column": r.u16(), "start": r.option(r.i128),
-            "min_value": r.option(r.i128), "max_value": r.option(r.i128), "increment": r.i128()}
-
-
-def _v10_table(r: _Reader) -> dict:
-    return {
-        "source_name": r.str(),
-        "product_type_ref": r.u32(),
-        "primary_key": r.collist(),
-        "indexes": r.vec(lambda: {"source_name": r.option(r.str), "accessor_name": r.option(r.str),
-                                  "algorithm": _index_algo(r)}),
-        "constraints": r.vec(lambda: _constraint(r)),
-        "sequences": r.vec(lambda: _sequence(r)),
-        "table_type": r.sum_tag("TableType", 2),
-        "table_access": r.sum_tag("TableAccess", 2),
-        "default_values": r.vec(lambda: {"col_id": r.u16(), "value": r.bytes()}),
-        "is_event": r.bool(),
-    }
-
-
-def _explicit_names(r: _Reader) -> dict:
-    kinds = ("table", "function", "index")
-    out = {}
-    for _ in range(r.u32()):
-        kind = kinds[r.sum_tag("ExplicitNameEntry", 3)]
-        source, canonical = r.str(), r.str()
-        out[(kind, source)] = canonical
-    return out
-
-
-_V10_SECTIONS = {
-    0: lambda r: r.typespace(),
-    1: lambda r: r.vec(lambda: {"scope": r.vec(r.str), "name": r.str(), "ty": r.u32(), "custom": r.bool()}),
-    2: lambda r: r.vec(lambda: _v10_table(r)),
-    3: lambda r: r.vec(lambda: {"source_name": r.str(), "params": r.product_type(),
-                                "visibility": r.sum_tag("FunctionVisibility", 2), "ok": r.type(), "err": r.type()}),
-    4: lambda r: r.vec(lambda: {"source_name": r.str(), "params": r.product_type(), "return_type": r.type(),
-                                "visibility": r.sum_tag("FunctionVisibility", 2)}),
-    5: lambda r: r.vec(lambda: {"source_name": r.str(), "index": r.u32(), "is_public": r.bool(),
-                                "is_anonymous": r.bool(), "params": r.product_type(), "return_type": r.type()}),
-    6: lambda r: r.vec(lambda: {"source_name": r.option(r.str), "table_name": r.str(), "schedule_at_col": r.u16(),
-                                "function_name": r.str()}),
-    7: lambda r: r.vec(lambda: {"spec": r.sum_tag("Lifecycle", 3), "function_name": r.str()}),
-    8: lambda r: r.vec(r.str),
-    9: lambda r: r.sum_tag("CaseConversionPolicy", 2),
-    10: _explicit_names,
-    11: lambda r: r.vec(r.str),
-    12: lambda r: r.vec(lambda: (r.str(), _method_or_any(r), r.str())),
-    13: lambda r: r.vec(lambda: (r.str(), r.vec(r.str))),
-    14: lambda r: _unsupported("submodules"),
-}
-
-
-def _method_or_any(r: _Reader):
-    if r.sum_tag("MethodOrAny", 2) == 1:
-        if r.sum_tag("HttpMethod", 10) == 9:
-            return r.str()
-    return None
-
-
-def _unsupported(what: str):
-    raise ModuleDefError(f"this host does not support {what} yet")
+                    sequences, raw["table_access"] == 0, raw["is_event"], dict(raw["default_values"]))
 
 
 # ---------------------------------------------------------------- V9
 
-def _read_v9(r: _Reader) -> ModuleDef:
-    typespace = r.typespace()
-
-    def table() -> dict:
-        return {
-            "source_name": r.str(),
-            "product_type_ref": r.u32(),
-            "primary_key": r.collist(),
-            "indexes": r.vec(lambda: {"source_name": r.option(r.str), "accessor_name": r.option(r.str),
-                                      "algorithm": _index_algo(r)}),
-            "constraints": r.vec(lambda: _constraint(r)),
-            "sequences": r.vec(lambda: _sequence(r)),
-            "schedule": r.option(lambda: {"name": r.option(r.str), "reducer": r.str(), "col": r.u16()}),
-            "table_type": r.sum_tag("TableType", 2),
-            "table_access": r.sum_tag("TableAccess", 2),
-            "default_values": [],
-            "is_event": False,
-        }
-
-    raw_tables = r.vec(table)
-    raw_reducers = r.vec(lambda: {"name": r.str(), "params": r.product_type(),
-                                  "lifecycle": r.option(lambda: r.sum_tag("Lifecycle", 3))})
-    raw_types = r.vec(lambda: {"scope": r.vec(r.str), "name": r.str(), "ty": r.u32(), "custom": r.bool()})
+def _from_v9(v9: tuple) -> ModuleDef:
+    raw_typespace, raw_tables, raw_reducers, raw_types, misc, raw_rls = v9
+    typespace = rd.typespace_from_value(raw_typespace)
     defaults: list[tuple[str, int, bytes]] = []
     procedures: list[FunctionDef] = []
     views: list[FunctionDef] = []
-    for _ in range(r.u32()):
-        tag = r.sum_tag("RawMiscModuleExportV9", 3)
-        if tag == 0:
-            defaults.append((r.str(), r.u16(), r.bytes()))
-        elif tag == 1:
-            n = r.str()
-            procedures.append(FunctionDef("procedure", n, n, r.product_type(), r.type()))
+    for m in misc:
+        if m.tag == 0:
+            defaults.append(m.value)
+        elif m.tag == 1:
+            n, params, ret = m.value
+            procedures.append(FunctionDef("procedure", n, n, rd.product_type_from_value(params),
+                                          rd.algebraic_type_from_value(ret)))
         else:
-            n, index, public, anon = r.str(), r.u32(), r.bool(), r.bool()
-            views.append(FunctionDef("view", n, n, r.product_type(), r.type(), index, anon, public))
-    rls = r.vec(r.str)
+            n, index, public, anon, params, ret = m.value
+            views.append(FunctionDef("view", n, n, rd.product_type_from_value(params),
+                                     rd.algebraic_type_from_value(ret), index, anon, public))
     tables = []
-    for raw in raw_tables:
+    for v in raw_tables:
+        raw = _raw_table(v, rd.RAW_TABLE_DEF_V9, "name")
         for ix in raw["indexes"]:  # V9: a missing name is generated from source names
             if ix["source_name"] is None:
                 ix["source_name"] = ""
@@ -439,16 +284,19 @@ def _read_v9(r: _Reader) -> ModuleDef:
             if rix["source_name"]:
                 ix.name = rix["source_name"]
         if raw["schedule"]:
-            t.schedule = ScheduleDef(raw["schedule"]["reducer"], raw["schedule"]["col"])
+            _name, reducer, col = raw["schedule"]
+            t.schedule = ScheduleDef(reducer, col)
         t.default_values = {c: v for tn, c, v in defaults if tn == t.name}
         tables.append(t)
-    reducers = [ReducerDef(i, x["name"], x["name"], x["params"],
-                           x["lifecycle"] is None and not any(t.schedule and t.schedule.reducer == x["name"]
-                                                              for t in tables),
-                           LIFECYCLE.get(x["lifecycle"]) if x["lifecycle"] is not None else None)
-                for i, x in enumerate(raw_reducers)]
-    types = [TypeDef(tuple(t["scope"]), t["name"], t["ty"]) for t in raw_types]
-    return ModuleDef(9, typespace, tables, reducers, types, procedures, views, rls)
+    reducers = []
+    for i, (name, params, lifecycle) in enumerate(raw_reducers):
+        scheduled = any(t.schedule and t.schedule.reducer == name for t in tables)
+        reducers.append(ReducerDef(i, name, name, rd.product_type_from_value(params),
+                                   lifecycle is None and not scheduled,
+                                   LIFECYCLE[lifecycle.tag] if lifecycle is not None else None))
+    types = [TypeDef(tuple(scope), name, ty) for (scope, name), ty, _custom in raw_types]
+    return ModuleDef(9, typespace, tables, reducers, types, procedures, views, [sql for (sql,) in raw_rls])
+
 
 
 # ---------------------------------------------------------------- validation
