@@ -13,6 +13,7 @@ MVP modules only (no passive segments or multi-memory), which is what our runtim
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,6 +55,8 @@ class Snapshotter:
         self.stack_top, self.data_start = _stack_layout(raw, self.mutable)
         self.engine = wt.Engine(wt.Config())
         self.module = self._load_compiled()
+        self.static = _static_data(raw)
+        self._code_refs: set[int] | None = None
 
     def _load_compiled(self) -> wt.Module:
         path = cache_dir() / f"compiled-{digest(self.instrumented, WASMTIME_VERSION, 'snapshot')}.cwasm"
@@ -91,6 +94,7 @@ class Snapshotter:
         pages = memory.size(store)
         image = bytearray(memory.read(store, 0, pages * 65536))
         self._clear_dead_stack(image, values)
+        self._keep_shared_strings(image)
         return self._emit(bytes(image), pages, values, {init, "_initialize", "_start", *drop_exports})
 
     def _clear_dead_stack(self, image: bytearray, values: dict[int, int]) -> None:
@@ -104,6 +108,52 @@ class Snapshotter:
         sp = values.get(self.mutable[0])
         if sp == self.stack_top and sp <= self.data_start:
             image[:sp] = bytes(sp)
+
+    def _code_pointers(self) -> set[int]:
+        """Every value an `i32.const` in the code section could hold that lies in the static data (a superset: any
+        0x41 byte is read as one), computed once per runtime and cached on disk."""
+        if self._code_refs is None:
+            lo, hi = self.static[0][0], self.static[-1][0] + len(self.static[-1][1])
+            path = cache_dir() / f"strrefs-{digest(self.raw, 'i32.const', str(lo), str(hi))}.bin"
+            try:
+                raw = path.read_bytes()
+                self._code_refs = set(struct.unpack(f"<{len(raw) // 4}I", raw))
+            except OSError:
+                code = dict(wasm.sections(self.raw)).get(wasm.SEC_CODE, b"")
+                refs = set()
+                for m in re.finditer(b"\x41", code):
+                    try:
+                        v = _read_sleb_at(code, m.end())[0] & 0xFFFFFFFF
+                    except IndexError:
+                        continue
+                    if lo <= v < hi:
+                        refs.add(v)
+                tmp = Path(f"{path}.tmp")
+                tmp.write_bytes(struct.pack(f"<{len(refs)}I", *sorted(refs)))
+                tmp.replace(path)
+                self._code_refs = refs
+        return self._code_refs
+
+    def _keep_shared_strings(self, image: bytearray) -> None:
+        """Undo the init's zeroing of static strings where another string still lives.
+
+        The runtime zeroes libpython's docstrings in place (`strip_builtin_docs` in runtime/spacetime.c), but the
+        linker merges string literals and stores a string that is the tail of another inside it ("exception text"
+        holds the member name "text").  Any pointer (an `i32.const` in the code, an aligned word of the static
+        data before or after init) into the middle of a zeroed string gets that string's tail back."""
+        if not self.static:
+            return
+        refs = set(self._code_pointers())
+        for addr, data in self.static:
+            refs.update(struct.unpack_from(f"<{len(data) // 4}I", data, 0))
+            end = addr + len(data) // 4 * 4
+            refs.update(struct.unpack_from(f"<{(end - addr) // 4}I", image, addr))
+        for addr, data in self.static:
+            top = addr + len(data)
+            for p in refs:
+                if addr < p < top and not image[p] and data[p - addr] and data[p - addr - 1]:
+                    q = data.index(0, p - addr) if 0 in data[p - addr :] else len(data)
+                    image[p : addr + q] = data[p - addr : q]
 
     def _emit(self, image: bytes, pages: int, values: dict[int, int], drop: set[str]) -> bytes:
         segments = _nonzero_runs(image)
@@ -167,6 +217,22 @@ def _stack_layout(raw: bytes, mutable: list[int]) -> tuple[int | None, int]:
         p += size
         lowest = min(lowest, addr & 0xFFFFFFFF)
     return top, lowest
+
+
+def _static_data(raw: bytes) -> list[tuple[int, bytes]]:
+    """The active data segments of a module as (address, bytes), by address."""
+    body = dict(wasm.sections(raw)).get(wasm.SEC_DATA, b"\0")
+    n, p = wasm.read_uleb(body, 0)
+    out = []
+    for _ in range(n):
+        flags, p = wasm.read_uleb(body, p)
+        if flags != 0 or body[p] != 0x41:
+            return []
+        addr, p = _read_sleb_at(body, p + 1)
+        size, p = wasm.read_uleb(body, p + 1)
+        out.append((addr & 0xFFFFFFFF, body[p : p + size]))
+        p += size
+    return sorted(out)
 
 
 def _read_sleb_at(b: bytes, p: int) -> tuple[int, int]:

@@ -13,6 +13,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h> /* PyMemberDef */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -636,6 +637,74 @@ extern int stdb_alloc_zero_free;
 __attribute__((weak)) void stdb_frozen_release(void) {}
 extern void _PyAST_Fini(PyInterpreterState *interp);
 
+/* -OO for builtins: libpython's docstrings (static data, plus the str copies PyType_Ready and module init put in
+   the dicts) would be ~0.2 MB of every snapshot.  The doc text is zeroed in place; a "name(sig)\n--\n\n" prefix
+   (__text_signature__, read by inspect.signature) is kept, exactly as CPython's skip_signature finds it. */
+static void strip_doc(const char *doc) {
+    uintptr_t a = (uintptr_t)doc;
+    if (a < 1024 || a >= (uintptr_t)__builtin_wasm_memory_size(0) * 65536u) return; /* NULL or not in memory */
+    char *body = (char *)doc;
+    for (const char *q = doc; *q; q++) {
+        if (*q == ')' && !strncmp(q, ")\n--\n\n", 6)) {
+            body = (char *)q + 6;
+            break;
+        }
+        if (*q == '\n' && q[1] == '\n') break;
+    }
+    /* a one-word doc ("inode") may be the same literal as a name the linker merged with it: keep those */
+    if (!strchr(body, ' ')) return;
+    memset(body, 0, strlen(body));
+}
+static void strip_methods(PyMethodDef *m) {
+    for (; m && m->ml_name; m++) strip_doc(m->ml_doc);
+}
+static void drop_dict_doc(PyObject *d) {
+    PyObject *doc = d ? PyDict_GetItemString(d, "__doc__") : NULL;
+    if (doc && PyUnicode_Check(doc) && PyDict_SetItemString(d, "__doc__", Py_None) < 0) PyErr_Clear();
+}
+static void strip_type(PyTypeObject *t) {
+    if (!(t->tp_flags & Py_TPFLAGS_HEAPTYPE)) { /* a Python class keeps its docstring (user code keeps them) */
+        strip_doc(t->tp_doc);
+        drop_dict_doc(t->tp_dict); /* static types read __doc__ from tp_doc; the dict copy is dead weight */
+    }
+    strip_methods(t->tp_methods);
+    for (PyGetSetDef *g = t->tp_getset; g && g->name; g++) strip_doc(g->doc);
+    for (PyMemberDef *m = t->tp_members; m && m->name; m++) strip_doc(m->doc);
+    if (t->tp_dict) { /* slot wrappers (__add__...) point into typeobject.c's slotdefs */
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (PyDict_Next(t->tp_dict, &pos, &k, &v))
+            if (Py_IS_TYPE(v, &PyWrapperDescr_Type)) strip_doc(((PyWrapperDescrObject *)v)->d_base->doc);
+    }
+    PyType_Modified(t);
+}
+static void strip_types(PyObject *t, PyObject *subclasses, PyObject *seen) {
+    if (PySet_Contains(seen, t) != 0 || PySet_Add(seen, t) < 0) return;
+    strip_type((PyTypeObject *)t);
+    PyObject *subs = PyObject_CallOneArg(subclasses, t);
+    if (!subs) return;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(subs); i++) strip_types(PyList_GET_ITEM(subs, i), subclasses, seen);
+    Py_DECREF(subs);
+}
+static void strip_builtin_docs(void) {
+    PyObject *seen = PySet_New(NULL);
+    PyObject *subclasses = PyObject_GetAttrString((PyObject *)&PyType_Type, "__subclasses__");
+    if (seen && subclasses) strip_types((PyObject *)&PyBaseObject_Type, subclasses, seen);
+    Py_XDECREF(subclasses);
+    Py_XDECREF(seen);
+    PyObject *mods = PyDict_Values(PyImport_GetModuleDict());
+    for (Py_ssize_t i = 0; mods && i < PyList_GET_SIZE(mods); i++) {
+        PyObject *m = PyList_GET_ITEM(mods, i);
+        PyModuleDef *def = PyModule_Check(m) ? PyModule_GetDef(m) : NULL;
+        if (!def) continue;
+        strip_doc(def->m_doc);
+        strip_methods(def->m_methods);
+        drop_dict_doc(PyModule_GetDict(m));
+    }
+    Py_XDECREF(mods);
+    PyErr_Clear();
+}
+
 static const char NOT_READY[] = "the Python runtime was not initialized (module was not built by spacetime-py build)";
 
 /* Called once by the build.  The boot script (served by the build host) installs the importer, imports
@@ -723,6 +792,8 @@ EXPORT("stdb_build_init") int32_t stdb_build_init(void) {
         PyObject *ast = PyDict_GetItemString(PyImport_GetModuleDict(), "_ast");
         if (!ast) _PyAST_Fini(PyInterpreterState_Get());
     }
+    strip_builtin_docs();
+    PyType_ClearCache(); /* the 48 KB method cache refills at run time */
     PyGC_Collect();
     stdb_frozen_release();
     stdb_alloc_zero_free = 0;
