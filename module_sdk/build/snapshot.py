@@ -143,17 +143,21 @@ class Snapshotter:
         data before or after init) into the middle of a zeroed string gets that string's tail back."""
         if not self.static:
             return
+        lo = self.static[0][0] & ~3
+        hi = self.static[-1][0] + len(self.static[-1][1])
+        before = bytearray(hi - lo)  # the static data as linked (segments may be split and unaligned)
+        for addr, data in self.static:
+            before[addr - lo : addr - lo + len(data)] = data
+        n = (hi - lo) // 4
         refs = set(self._code_pointers())
-        for addr, data in self.static:
-            refs.update(struct.unpack_from(f"<{len(data) // 4}I", data, 0))
-            end = addr + len(data) // 4 * 4
-            refs.update(struct.unpack_from(f"<{(end - addr) // 4}I", image, addr))
-        for addr, data in self.static:
-            top = addr + len(data)
-            for p in refs:
-                if addr < p < top and not image[p] and data[p - addr] and data[p - addr - 1]:
-                    q = data.index(0, p - addr) if 0 in data[p - addr :] else len(data)
-                    image[p : addr + q] = data[p - addr : q]
+        refs.update(struct.unpack_from(f"<{n}I", before, 0))  # aligned words, before and after init
+        refs.update(struct.unpack_from(f"<{n}I", image, lo))
+        for p in sorted(r for r in refs if lo < r < hi):
+            k = p - lo
+            if not image[p] and before[k] and before[k - 1]:  # points into the middle of a zeroed string
+                end = before.find(0, k)
+                end = len(before) if end < 0 else end
+                image[p : lo + end] = before[k:end]
 
     def _emit(self, image: bytes, pages: int, values: dict[int, int], drop: set[str]) -> bytes:
         segments = _nonzero_runs(image)
