@@ -1,8 +1,10 @@
-"""BSATN writer for `RawModuleDef::V10` (module-def.md section 2).
+"""`RawModuleDef::V10` (module-def.md section 2) as the generic value `sats.raw_def` describes.
 
-`schema.py` collects the definitions as plain tuples (below) and `encode()` writes the bytes.  Sections that
-would be empty (and a default CaseConversionPolicy) are left out, in section-tag order, so the minimal
-module of module-def.md section 8 encodes byte for byte.
+`schema.py` collects the definitions as plain tuples (below); `encode()` maps them onto the `raw_def` types
+(products as tuples, sums as `SumValue`, options as None / the value) and writes the bytes with the one BSATN
+codec (`encode_raw_def_once`: the reference path, so the build's snapshot keeps no compiled RawModuleDef
+codec).  Sections that would be empty (and a default CaseConversionPolicy) are left out, in
+section-tag order, so the minimal module of module-def.md section 8 encodes byte for byte.
 
 Shapes:
     types       [(scope: list[str], name, typespace index)]
@@ -16,12 +18,9 @@ Shapes:
     explicit    [(kind tag: 0 table / 1 function / 2 index, source_name, canonical_name)]
 """
 
-import struct
-
-from .sats.typecodec import encode_product_type, encode_type
-
-_U16 = struct.Struct('<H').pack
-_U32 = struct.Struct('<I').pack
+from .sats.raw_def import V10, algebraic_type_to_value, encode_raw_def_once, product_type_to_value
+from .sats.types import STRING, UNIT
+from .sats.values import SumValue
 
 SEC_TYPESPACE = 0
 SEC_TYPES = 1
@@ -43,8 +42,6 @@ ACCESS_PUBLIC = 0
 ACCESS_PRIVATE = 1
 CASE_NONE = 0
 CASE_SNAKE = 1
-UNIT_BYTES = b'\x02\x00\x00\x00\x00'
-STRING_BYTES = b'\x04'
 
 
 class TableEntry:
@@ -64,77 +61,62 @@ class TableEntry:
         self.is_event = is_event
 
 
-class _W:
-    __slots__ = ('b',)
-
-    def __init__(self):
-        self.b = bytearray()
-
-    def u8(self, v):
-        self.b.append(v)
-
-    def u16(self, v):
-        self.b += _U16(v)
-
-    def u32(self, v):
-        self.b += _U32(v)
-
-    def boolean(self, v):
-        self.b.append(1 if v else 0)
-
-    def string(self, s):
-        data = s.encode('utf-8')
-        self.b += _U32(len(data))
-        self.b += data
-
-    def opt_string(self, s):
-        if s is None:
-            self.b.append(1)
-        else:
-            self.b.append(0)
-            self.string(s)
-
-    def col_list(self, cols):
-        self.u32(len(cols))
-        for c in cols:
-            self.u16(c)
-
-    def raw(self, data):
-        self.b += data
+_TABLE_USER = SumValue(1, None)  # TableType::User
+_UNIT_TYPE = algebraic_type_to_value(UNIT)  # reducer ok_return_type
+_STRING_TYPE = algebraic_type_to_value(STRING)  # reducer err_return_type
 
 
-def _table(w, t):
-    w.string(t.source_name)
-    w.u32(t.ref)
-    w.col_list(t.primary_key)
-    w.u32(len(t.indexes))
-    for name, accessor, algo, cols in t.indexes:
-        w.opt_string(name)
-        w.opt_string(accessor)
-        w.u8(ALGO_TAGS[algo])
-        if algo == 'direct':
-            w.u16(cols[0])
-        else:
-            w.col_list(cols)
-    w.u32(len(t.constraints))
-    for cols in t.constraints:
-        w.opt_string(None)
-        w.u8(0)  # RawConstraintDataV9::Unique
-        w.col_list(cols)
-    w.u32(len(t.sequences))
-    for col in t.sequences:
-        w.opt_string(None)
-        w.u16(col)
-        w.raw(b'\x01\x01\x01')  # start, min_value, max_value: None
-        w.raw((1).to_bytes(16, 'little', signed=True))  # increment: i128 1
-    w.u8(1)  # TableType::User
-    w.u8(ACCESS_PUBLIC if t.public else ACCESS_PRIVATE)
-    w.u32(len(t.defaults))
-    for col, value in t.defaults:
-        w.u16(col)
-        w.u32(len(value))
-        w.raw(value)
-    w.boolean(t.is_event)
+def _unit(tag):
+    return SumValue(tag, None)
+
+
+def _index(item):
+    name, accessor, algo, cols = item
+    data = (cols[0],) if algo == 'direct' else (list(cols),)
+    return name, accessor, SumValue(ALGO_TAGS[algo], data)
+
+
+def _table(t):
+    return (
+        t.source_name, t.ref, list(t.primary_key),
+        [_index(i) for i in t.indexes],
+        [(None, SumValue(0, (list(cols),))) for cols in t.constraints],  # RawConstraintDataV9::Unique
+        [(None, col, None, None, None, 1) for col in t.sequences],  # start/min/max None, increment 1
+        _TABLE_USER, _unit(ACCESS_PUBLIC if t.public else ACCESS_PRIVATE),
+        [(col, bytes(value)) for col, value in t.defaults],
+        bool(t.is_event),
+    )
+
+
+def _type_def(item):
+    scope, name, ref = item
+    return (list(scope), name), ref, True  # custom_ordering, like the Rust SDK
+
+
+def _reducer(item):
+    name, params, visibility = item
+    return name, product_type_to_value(params), _unit(visibility), _UNIT_TYPE, _STRING_TYPE
+
+
+def _procedure(item):
+    name, params, return_type, visibility = item
+    return name, product_type_to_value(params), algebraic_type_to_value(return_type), _unit(visibility)
+
+
+def _view(item):
+    name, index, is_public, is_anonymous, params, return_type = item
+    return (name, index, bool(is_public), bool(is_anonymous), product_type_to_value(params),
+            algebraic_type_to_value(return_type))
+
+
+def _schedule(item):
+    table, col, function = item
+    return None, table, col, function  # source_name ignored: the name is always {table}_sched
+
+
+def _lifecycle(item):
+    tag, function = item
+    return _unit(tag), function
 
 
 def encode(typespace, types=(), tables=(), reducers=(), procedures=(), views=(), schedules=(), lifecycles=(),
@@ -142,91 +124,22 @@ def encode(typespace, types=(), tables=(), reducers=(), procedures=(), views=(),
     """The BSATN of `RawModuleDef::V10(...)`."""
     sections = []
 
-    def section(tag, items, write):
+    def section(tag, items, value):
+        items = list(items)
         if items:
-            sections.append((tag, items, write))
+            sections.append(SumValue(tag, value(items)))
 
-    section(SEC_TYPESPACE, list(typespace), lambda w, t: w.raw(encode_type(t)))
-    section(SEC_TYPES, list(types), _type_def)
-    section(SEC_TABLES, list(tables), _table)
-    section(SEC_REDUCERS, list(reducers), _reducer)
-    section(SEC_PROCEDURES, list(procedures), _procedure)
-    section(SEC_VIEWS, list(views), _view)
-    section(SEC_SCHEDULES, list(schedules), _schedule)
-    section(SEC_LIFECYCLE, list(lifecycles), _lifecycle)
-    section(SEC_RLS, list(rls), lambda w, sql: w.string(sql))
-    w = _W()
-    w.u8(2)  # RawModuleDef::V10
-    extra = []
+    section(SEC_TYPESPACE, typespace, lambda ts: ([algebraic_type_to_value(t) for t in ts],))
+    section(SEC_TYPES, types, lambda items: [_type_def(i) for i in items])
+    section(SEC_TABLES, tables, lambda items: [_table(i) for i in items])
+    section(SEC_REDUCERS, reducers, lambda items: [_reducer(i) for i in items])
+    section(SEC_PROCEDURES, procedures, lambda items: [_procedure(i) for i in items])
+    section(SEC_VIEWS, views, lambda items: [_view(i) for i in items])
+    section(SEC_SCHEDULES, schedules, lambda items: [_schedule(i) for i in items])
+    section(SEC_LIFECYCLE, lifecycles, lambda items: [_lifecycle(i) for i in items])
+    section(SEC_RLS, rls, lambda items: [(sql,) for sql in items])
     if case_policy != CASE_SNAKE:
-        extra.append((SEC_CASE_POLICY, case_policy))
-    if explicit:
-        extra.append((SEC_EXPLICIT_NAMES, list(explicit)))
-    w.u32(len(sections) + len(extra))
-    for tag, items, write in sections:
-        w.u8(tag)
-        w.u32(len(items))
-        for item in items:
-            write(w, item)
-    for tag, payload in extra:
-        w.u8(tag)
-        if tag == SEC_CASE_POLICY:
-            w.u8(payload)
-        else:
-            w.u32(len(payload))
-            for kind, source, canonical in payload:
-                w.u8(kind)
-                w.string(source)
-                w.string(canonical)
-    return bytes(w.b)
-
-
-def _type_def(w, item):
-    scope, name, ref = item
-    w.u32(len(scope))
-    for s in scope:
-        w.string(s)
-    w.string(name)
-    w.u32(ref)
-    w.boolean(True)  # custom_ordering, like the Rust SDK
-
-
-def _reducer(w, item):
-    name, params, visibility = item
-    w.string(name)
-    w.raw(encode_product_type(params))
-    w.u8(visibility)
-    w.raw(UNIT_BYTES)
-    w.raw(STRING_BYTES)
-
-
-def _procedure(w, item):
-    name, params, return_type, visibility = item
-    w.string(name)
-    w.raw(encode_product_type(params))
-    w.raw(encode_type(return_type))
-    w.u8(visibility)
-
-
-def _view(w, item):
-    name, index, is_public, is_anonymous, params, return_type = item
-    w.string(name)
-    w.u32(index)
-    w.boolean(is_public)
-    w.boolean(is_anonymous)
-    w.raw(encode_product_type(params))
-    w.raw(encode_type(return_type))
-
-
-def _schedule(w, item):
-    table, col, function = item
-    w.opt_string(None)  # ignored: the name is always {table}_sched
-    w.string(table)
-    w.u16(col)
-    w.string(function)
-
-
-def _lifecycle(w, item):
-    tag, function = item
-    w.u8(tag)
-    w.string(function)
+        sections.append(SumValue(SEC_CASE_POLICY, _unit(case_policy)))
+    section(SEC_EXPLICIT_NAMES, explicit,
+            lambda items: ([SumValue(kind, (source, canonical)) for kind, source, canonical in items],))
+    return encode_raw_def_once(SumValue(V10, (sections,)))

@@ -181,6 +181,8 @@ def test_minimal_module_matches_spec_bytes_exactly(m):
     data = m.describe()
     assert len(data) == 139
     assert data == SPEC_MINIMAL
+    from module_sdk.sats.raw_def import decode_raw_def, encode_raw_def  # the compiled path agrees
+    assert encode_raw_def(decode_raw_def(data)) == data
     assert m.finalize().reducers[0].decode_args(bytes.fromhex("020000006162")) == ("ab",)
 
 

@@ -39,7 +39,7 @@ from .values import SumValue
 __all__ = [
     'TYPESPACE', 'ALGEBRAIC_TYPE', 'PRODUCT_TYPE', 'SUM_TYPE', 'TYPESPACE_TYPE', 'RAW_MODULE_DEF',
     'RAW_MODULE_DEF_V9', 'RAW_MODULE_DEF_V10', 'RAW_MODULE_DEF_V10_SECTION', 'V10_SECTION_NAMES',
-    'decode_raw_def', 'encode_raw_def', 'record',
+    'decode_raw_def', 'encode_raw_def', 'encode_raw_def_once', 'record',
     'algebraic_type_from_value', 'algebraic_type_to_value', 'product_type_from_value', 'product_type_to_value',
     'typespace_from_value', 'typespace_to_value',
 ]
@@ -215,6 +215,15 @@ def _readable(msg):
 def encode_raw_def(value):
     """BSATN bytes of a RawModuleDef value (``SumValue(V9 | V10, payload)``, as ``decode_raw_def`` gives)."""
     return encoder(RAW_MODULE_DEF, TYPESPACE)(value)
+
+
+def encode_raw_def_once(value):
+    """``encode_raw_def`` through the package's reference codec: the same bytes, but no compiled codec is left
+    cached on the RawModuleDef types.  For one-shot callers whose heap is kept: a module's build encodes its
+    definition once and snapshots every live object (``module_sdk.moduledef``)."""
+    from .reference import encode
+
+    return encode(RAW_MODULE_DEF, value, TYPESPACE)
 
 
 # ------------------------------------------------------------------------- type values <-> AlgebraicType
