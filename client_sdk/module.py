@@ -16,8 +16,8 @@ from module_sdk.sats import (
     ProductType,
     RefType,
     Typespace,
-    decoder,
     encoder,
+    exact_decoder,
     product,
     sort_key,
 )
@@ -45,7 +45,7 @@ class TableSpec:
 
     def __post_init__(self) -> None:
         ts = self.typespace
-        self.decode_row: Callable[[bytes], Any] = _top_decoder(self.row_type, ts)
+        self.decode_row: Callable[[bytes], Any] = exact_decoder(self.row_type, ts)
         self.encode_row: Callable[[Any], bytes] = encoder(self.row_type, ts)
         self.column_names: tuple[str, ...] = tuple(n or f"_{i}" for i, (n, _) in enumerate(self.row_type.elements))
         self.accessor = self.accessor or self.name
@@ -78,7 +78,7 @@ class ReducerSpec:
 
     def __post_init__(self) -> None:
         self.encode_args: Callable[[Any], bytes] = encoder(self.params, self.typespace)
-        self.decode_args: Callable[[bytes], Any] = _top_decoder(self.params, self.typespace)
+        self.decode_args: Callable[[bytes], Any] = exact_decoder(self.params, self.typespace)
 
 
 @dataclass
@@ -90,7 +90,7 @@ class ProcedureSpec:
 
     def __post_init__(self) -> None:
         self.encode_args = encoder(self.params, self.typespace)
-        self.decode_return = _top_decoder(self.return_type, self.typespace)
+        self.decode_return = exact_decoder(self.return_type, self.typespace)
 
 
 @dataclass
@@ -145,18 +145,6 @@ def _bind_dynamic(row: AlgebraicType, name: str) -> ProductType:
     return ProductType(row.elements, cls=dyn)
 
 
-def _top_decoder(t: AlgebraicType, ts: Typespace | None) -> Callable[[bytes], Any]:
-    dec = decoder(t, ts)
-
-    def decode(data: bytes) -> Any:
-        v, off = dec(data, 0)
-        if off != len(data):
-            from module_sdk.sats import BsatnError
-
-            raise BsatnError(f"trailing bytes: decoded {t!r} used {off} of {len(data)} bytes")
-        return v
-
-    return decode
 
 
 def _getter(row_type: ProductType, i: int) -> Callable[[Any], Any]:

@@ -22,7 +22,7 @@ from harness.datastore import (
     Tx,
     WrongIndexAlgo,
 )
-from module_sdk.sats import BsatnError, decoder, encoder
+from module_sdk.sats import BsatnError, encoder, exact_decoder
 
 from .wasm import HostTrap
 
@@ -635,13 +635,4 @@ class _Bsatn(DatastoreError):
 
 def row_codec(row_type, typespace):
     """(decode(bytes) -> tuple, encode(tuple) -> bytes) for a table's row product type."""
-    dec = decoder(row_type, typespace)
-    enc = encoder(row_type, typespace)
-
-    def decode(data: bytes) -> tuple:
-        v, off = dec(data, 0)
-        if off != len(data):
-            raise BsatnError(f"row has {len(data) - off} trailing bytes")
-        return v
-
-    return decode, enc
+    return exact_decoder(row_type, typespace), encoder(row_type, typespace)

@@ -60,7 +60,7 @@ from .annotations import (
     u128,
     u256,
 )
-from .codec import decode, decode_all, decoder, encode, encoder
+from .codec import decode, decode_all, decoder, encode, encoder, exact_decoder
 from .decl import product, sum, sum_type  # noqa: F401 - ``sum`` is importable by name, not in __all__
 from .ordering import identity_key, sort_key
 from .typecodec import (
@@ -140,7 +140,7 @@ __all__ = [
     'Identity', 'ConnectionId', 'Timestamp', 'TimeDuration', 'Uuid', 'ScheduleAt', 'Some', 'Ok', 'Err',
     'SumValue',
     # codecs
-    'encoder', 'decoder', 'encode', 'decode', 'decode_all',
+    'encoder', 'decoder', 'encode', 'decode', 'decode_all', 'exact_decoder',
     'encode_type', 'decode_type', 'encode_product_type', 'decode_product_type', 'encode_sum_type',
     'decode_sum_type', 'encode_typespace', 'decode_typespace',
     # ordering

@@ -132,6 +132,20 @@ def encode(t, value, typespace=None):
     return encoder(t, typespace)(value)
 
 
+def exact_decoder(t, typespace=None):
+    """``dec(data) -> value`` for type ``t`` that must consume all of ``data`` (else BsatnError 'trailing
+    bytes'); build it once and reuse it where one type is decoded many times (rows, arguments)."""
+    dec = decoder(t, typespace)
+
+    def decode_exact(data):
+        v, off = dec(data, 0)
+        if off != len(data):
+            raise BsatnError(f'trailing bytes: decoded {t!r} used {off} of {len(data)} bytes')
+        return v
+
+    return decode_exact
+
+
 def decode(t, data, typespace=None):
     """Decode exactly one value of type ``t`` from ``data`` (all bytes must be
     consumed, else BsatnError 'trailing bytes')."""
