@@ -150,9 +150,7 @@ def test_validator_accepts_a_minimal_module():
         (('(export "__call_reducer__")', ""), "__call_reducer__ is missing"),
         (("(param i32 i64 i64 i64 i64 i64 i64 i64 i32 i32)", "(param i32 i64 i64 i64 i64 i64 i64 i32 i32)"),
          "__call_reducer__ has signature"),
-        (("(func (export \"__describe_module__\") (param i32))",
-          "(func (export \"__describe_module__\") (param i32) i32.const 0 i32.const 0 i32.const 0 memory.fill)"),
-         "feature"),
+        (("(memory (export \"memory\") 1)", "(memory (export \"memory\") 1 1 shared)"), "wasm feature"),
     ],
 )
 def test_validator_refuses_what_a_server_refuses(mutation, needle):
@@ -161,6 +159,16 @@ def test_validator_refuses_what_a_server_refuses(mutation, needle):
     with pytest.raises(InvalidModule) as e:
         validate_module(wat(GOOD.replace(old, new)))
     assert needle in str(e.value)
+
+
+def test_build_output_check_is_stricter_than_a_server():
+    """Bulk memory loads on a real server (and our host) but is refused in our own build output."""
+    bulk = wat(GOOD.replace("(func (export \"__describe_module__\") (param i32))",
+                            "(func (export \"__describe_module__\") (param i32) "
+                            "i32.const 0 i32.const 0 i32.const 0 memory.fill)"))
+    validate_module(bulk)
+    with pytest.raises(InvalidModule, match="beyond MVP"):
+        validate_module(bulk, strict=True)
 
 
 def test_validator_names_text_format_and_components():

@@ -171,3 +171,70 @@ def test_unknown_import_is_refused_with_a_clear_message():
 def test_garbage_is_refused():
     with pytest.raises(ModuleLoadError):
         Database.create(b"\0asm garbage", owner=Identity.from_bytes(bytes(32)))
+
+
+# A module using the wasm 2.0 features Rust toolchains emit (bulk memory, multi-value, saturating
+# float-to-int, a funcref table driven by reference-types instructions).  A real server's wasmtime accepts
+# it, so our host and server must too; our own build output is held to MVP (strict check).
+FEATURES_WAT = f"""
+(module
+  (import "spacetime_10.0" "bytes_sink_write" (func $sink_write (param i32 i32 i32) (result i32)))
+  (import "spacetime_10.0" "bytes_source_read" (func $source_read (param i32 i32 i32) (result i32)))
+  (import "spacetime_10.0" "table_id_from_name" (func $table_id (param i32 i32 i32) (result i32)))
+  (import "spacetime_10.0" "datastore_insert_bsatn" (func $insert (param i32 i32 i32) (result i32)))
+  (type $pair_t (func (param i32) (result i32 i32)))
+  (memory (export "memory") 1)
+  (table $t 1 funcref)
+  (elem declare func $pair)
+  (data (i32.const 4096) "{wat_string(MODULE_DEF)}")
+  (data (i32.const 256) "counter")
+  (func $pair (type $pair_t) (local.get 0) (i32.const 7))
+  (func (export "__describe_module__") (param $sink i32)
+    (i32.store (i32.const 64) (i32.const {len(MODULE_DEF)}))
+    (drop (call $sink_write (local.get $sink) (i32.const 4096) (i32.const 64))))
+  (func (export "__call_reducer__") (param $id i32) (param i64 i64 i64 i64 i64 i64 i64)
+        (param $args i32) (param $err i32) (result i32)
+    (if (i32.ne (local.get $id) (i32.const 0)) (then unreachable))
+    (memory.fill (i32.const 2048) (i32.const 0xff) (i32.const 32))
+    (i32.store (i32.const 68) (i32.const 12))
+    (drop (call $source_read (local.get $args) (i32.const 2048) (i32.const 68)))
+    (memory.copy (i32.const 3000) (i32.const 2048) (i32.const 12))  ;; row = args ...
+    (table.set $t (i32.const 0) (ref.func $pair))
+    (i32.const 3000)
+    (call_indirect $t (type $pair_t) (i32.load (i32.const 3000)) (i32.const 0))
+    i32.add
+    i32.store  ;; ... with id + 7 (multi-value through call_indirect)
+    (i64.store (i32.const 3004)   ;; ... and n + saturated u32 of 1e20
+      (i64.add (i64.load (i32.const 3004))
+               (i64.extend_i32_u (i32.trunc_sat_f32_u (f32.const 1e20)))))
+    (drop (call $table_id (i32.const 256) (i32.const 7) (i32.const 72)))
+    (drop (call $insert (i32.load (i32.const 72)) (i32.const 3000) (i32.const 68)))
+    (i32.const 0)))
+"""
+
+
+def test_module_using_wasm2_features_publishes_and_runs():
+    from harness.server.registry import check_module_bytes
+    from module_sdk.build import InvalidModule, validate_module
+
+    wasm = wt.wat2wasm(FEATURES_WAT)
+    check_module_bytes(wasm)  # the server's publish check accepts it
+    db = Database.create(wasm, owner=Identity.from_bytes(bytes(32)))
+    out = db.call_reducer("insert_counter", [5, 10])
+    assert out.committed, out.error
+    assert db.rows("counter") == [(12, 10 + 0xFFFFFFFF)]
+    with pytest.raises(InvalidModule, match="beyond MVP"):
+        validate_module(wasm, strict=True)  # our build output is held to MVP
+
+
+@pytest.mark.parametrize("decl, what", [("(table 1 externref)", "gc types"),
+                                        ("(memory $m2 1 1 shared)", "threads"),
+                                        ("(tag)", "exceptions")])
+def test_features_a_real_server_lacks_are_refused(decl, what):
+    from harness.server.registry import RegistryError, check_module_bytes
+
+    wasm = wt.wat2wasm(FEATURES_WAT.replace("(table $t 1 funcref)", f"(table $t 1 funcref) {decl}"))
+    with pytest.raises(RegistryError, match=what):
+        check_module_bytes(wasm)
+    with pytest.raises(ModuleLoadError):
+        Database.create(wasm, owner=Identity.from_bytes(bytes(32)))

@@ -25,6 +25,7 @@ import wasmtime as wt
 from wasmtime import _ffi
 
 from module_sdk.build.toolchain import WASMTIME_VERSION, cache_dir, digest
+from module_sdk.build.validate import SERVER_FEATURES_ID, server_features
 
 _LIB = ctypes.CDLL(_ffi.filename)
 _call_unchecked = _LIB.wasmtime_func_call_unchecked
@@ -67,7 +68,7 @@ class Limits:
 
 _ENGINE: wt.Engine | None = None
 _ENGINE_LOCK = threading.Lock()
-ENGINE_CONFIG = "cranelift=speed;epoch=1;memory_may_move=0;stack=1048576"
+ENGINE_CONFIG = f"cranelift=speed;epoch=1;memory_may_move=0;stack=1048576;features={SERVER_FEATURES_ID}"
 
 
 def engine() -> wt.Engine:
@@ -75,7 +76,7 @@ def engine() -> wt.Engine:
     global _ENGINE
     with _ENGINE_LOCK:
         if _ENGINE is None:
-            cfg = wt.Config()
+            cfg = server_features(wt.Config())  # accept exactly what a real server accepts
             cfg.cranelift_opt_level = "speed"
             cfg.epoch_interruption = True
             cfg.memory_may_move = False  # lets a memoryview over linear memory stay valid across memory.grow

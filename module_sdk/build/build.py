@@ -225,7 +225,7 @@ def build(
         if host.compiled_here == 0 or phases == 2:
             break
     say("validating")
-    validate_module(image)
+    validate_module(image, strict=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(image)
     return BuildResult(out, len(image), time.perf_counter() - t0, phases, sorted(host.served), host.logs)
