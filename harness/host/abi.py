@@ -626,7 +626,7 @@ class AbiEnv:
         """Time spent blocked in the host (sleep, HTTP, waiting for the write lock) does not count
         against the call's wall-clock limit."""
         if self.inst is not None:
-            self.inst._set_deadline()
+            self.inst.restart_clock()
 
 
 class _Bsatn(DatastoreError):

@@ -8,11 +8,18 @@ export call and well under 1 µs per import.
 
 One Engine per process (function types are bound to an engine).  Calls go through `ctypes.CDLL`, which
 releases the GIL while wasm runs, so the epoch ticker thread can interrupt a runaway call.
+
+Limits follow upstream's engine (crates/core/src/host/wasmtime/): wasmtime's default 512 KiB native stack
+for wasm code, fuel metering with a fresh budget of 120e9 units (`FunctionBudget::DEFAULT_BUDGET`, "roughly
+one minute") per export call, no linear-memory limit beyond wasm32's 4 GiB, and an epoch callback that only
+logs a warning each second a call keeps running.  `Limits.timeout_s` / `memory_bytes` add stricter local
+caps (tests use them); they are off by default so local runs predict production.
 """
 
 from __future__ import annotations
 
 import ctypes
+import logging
 import struct
 import threading
 import time
@@ -40,9 +47,24 @@ _set_epoch_deadline.restype = None
 _trap_new = _LIB.wasmtime_trap_new
 _trap_new.argtypes = [c_void_p, c_size_t]
 _trap_new.restype = c_void_p
+_set_fuel = _LIB.wasmtime_context_set_fuel
+_set_fuel.argtypes = [c_void_p, c_uint64]
+_set_fuel.restype = c_void_p  # wasmtime_error_t*
+_error_new = _LIB.wasmtime_error_new
+_error_new.argtypes = [ctypes.c_char_p]
+_error_new.restype = c_void_p
+# wasmtime_error_t *(*)(wasmtime_context_t *, void *data, uint64_t *delta, wasmtime_update_deadline_kind_t *kind)
+EPOCH_CALLBACK = CFUNCTYPE(c_void_p, c_void_p, c_void_p, POINTER(c_uint64), POINTER(ctypes.c_uint8))
+_deadline_callback = _LIB.wasmtime_store_epoch_deadline_callback
+_deadline_callback.argtypes = [c_void_p, EPOCH_CALLBACK, c_void_p, c_void_p]
+_deadline_callback.restype = None
+log = logging.getLogger(__name__)
 
 CALLBACK = CFUNCTYPE(c_size_t, c_void_p, c_void_p, POINTER(c_uint32), c_size_t)
 EPOCH_TICK_S = 0.01
+TICKS_PER_SECOND = 100
+MAX_WASM_STACK = 512 * 1024  # wasmtime's default, which upstream keeps; overflow traps
+DEFAULT_FUEL = 120_000_000_000  # upstream FunctionBudget::DEFAULT_BUDGET: 2e9 per second x 60
 SLOT = 16  # bytes per wasmtime_val_raw_t
 
 
@@ -61,14 +83,14 @@ class HostTrap(Exception):
 
 @dataclass(frozen=True)
 class Limits:
-    timeout_s: float | None = 10.0  # wall-clock deadline per export call (epoch interruption)
-    memory_bytes: int | None = 512 * 1024 * 1024  # linear memory cap
-    max_wasm_stack: int = 1024 * 1024  # native stack for JIT code; overflow traps
+    fuel: int | None = DEFAULT_FUEL  # wasm instructions per export call, as upstream; running out traps
+    timeout_s: float | None = None  # optional wall-clock cap per export call (upstream has none: it only logs)
+    memory_bytes: int | None = None  # optional linear memory cap (upstream has none beyond wasm32's 4 GiB)
 
 
 _ENGINE: wt.Engine | None = None
 _ENGINE_LOCK = threading.Lock()
-ENGINE_CONFIG = f"cranelift=speed;epoch=1;memory_may_move=0;stack=1048576;features={SERVER_FEATURES_ID}"
+ENGINE_CONFIG = f"cranelift=speed;epoch=1;fuel=1;memory_may_move=0;stack={MAX_WASM_STACK};features={SERVER_FEATURES_ID}"
 
 
 def engine() -> wt.Engine:
@@ -79,8 +101,9 @@ def engine() -> wt.Engine:
             cfg = server_features(wt.Config())  # accept exactly what a real server accepts
             cfg.cranelift_opt_level = "speed"
             cfg.epoch_interruption = True
+            cfg.consume_fuel = True
             cfg.memory_may_move = False  # lets a memoryview over linear memory stay valid across memory.grow
-            cfg.max_wasm_stack = Limits.max_wasm_stack
+            cfg.max_wasm_stack = MAX_WASM_STACK
             _ENGINE = wt.Engine(cfg)
             threading.Thread(target=_tick, args=(_ENGINE,), name="wasm-epoch", daemon=True).start()
         return _ENGINE
@@ -126,6 +149,9 @@ class Instance:
         if limits.memory_bytes:
             self.store.set_limits(memory_size=limits.memory_bytes)
         self._ctx = cast(self.store._context(), c_void_p).value
+        self._call_start = time.monotonic()
+        self._epoch_cb = EPOCH_CALLBACK(self._on_epoch)  # must outlive the store
+        _deadline_callback(cast(self.store.ptr(), c_void_p).value, self._epoch_cb, None, None)
         self._pending: list[BaseException] = []
         self._callbacks = []  # CFUNCTYPE objects must outlive the store
         externs = []
@@ -172,9 +198,39 @@ class Instance:
         return self.mv
 
     def _set_deadline(self) -> None:
+        """Start a call: a fresh fuel budget (per call, as upstream) and a fresh clock."""
+        err = _set_fuel(self._ctx, (1 << 64) - 1 if self.limits.fuel is None else self.limits.fuel)
+        if err:
+            raise wt.WasmtimeError._from_ptr(cast(err, POINTER(_ffi.wasmtime_error_t)))
+        self.restart_clock()
+
+    def restart_clock(self) -> None:
+        """Restart the wall clock (after the call blocked in the host); the epoch callback is due in a second
+        or at the timeout.  Fuel is not refilled."""
+        self._call_start = time.monotonic()
+        _set_epoch_deadline(self._ctx, self._ticks_to_next_check(0.0))
+
+    def _ticks_to_next_check(self, elapsed: float) -> int:
         t = self.limits.timeout_s
-        ticks = (1 << 62) if t is None else max(1, int(t / EPOCH_TICK_S) + 1)
-        _set_epoch_deadline(self._ctx, ticks)
+        if t is not None and t - elapsed < 1.0:
+            return max(1, int((t - elapsed) / EPOCH_TICK_S) + 1)
+        return TICKS_PER_SECOND
+
+    def _on_epoch(self, ctx, data, delta, kind) -> int | None:
+        """Epoch deadline reached: log like upstream ("Wasm has been running for ..."), and stop the call only
+        when a local `timeout_s` is set and exceeded."""
+        try:
+            elapsed = time.monotonic() - self._call_start
+            t = self.limits.timeout_s
+            if t is not None and elapsed >= t:
+                return _error_new(f"wasm interrupt: ran for {elapsed:.2f}s, over the {t}s limit".encode())
+            if elapsed >= 1.0:
+                log.warning("Wasm has been running for %.1fs", elapsed)
+            delta[0] = self._ticks_to_next_check(elapsed)
+            kind[0] = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
+            return None
+        except BaseException as e:  # noqa: BLE001 - an exception escaping a ctypes callback crashes the process
+            return _error_new(f"epoch callback failed: {e}".encode())
 
     def export(self, name: str) -> Callable[..., int | None]:
         """A fast caller for export `name`: f(*int_args) -> i32/i64 result or None."""
@@ -237,4 +293,5 @@ class LinkError(Exception):
     """The module imports something this host does not provide."""
 
 
-__all__ = ["HostTrap", "Instance", "Limits", "LinkError", "Trap", "compile_module", "engine"]
+__all__ = ["DEFAULT_FUEL", "MAX_WASM_STACK", "HostTrap", "Instance", "Limits", "LinkError", "Trap", "compile_module",
+           "engine"]

@@ -23,6 +23,13 @@ import _spacetime
 
 _ask = _spacetime._build_ask
 
+# A real server runs wasm on wasmtime's default 512 KiB native stack.  Recursion through C code (map,
+# __getattr__, properties, __init__, ...) costs up to ~2 KiB of it per level CPython counts, so WASI
+# CPython's default limit (600) lets such code overflow the stack and trap (instance discarded, no
+# traceback).  At 200 every pattern in tests/test_host_limits.py raises RecursionError first (measured
+# overflow at ~280); plain Python-to-Python recursion is limited to the same depth.
+RECURSION_LIMIT = 200
+
 
 class _BuildFinder:
     """Serves modules from the build host (user code, module_sdk, the wasm stdlib, pure-Python deps)."""
@@ -111,6 +118,7 @@ def _report(exc):
 def main():
     if _SkipZipimport in sys.meta_path:
         sys.meta_path.remove(_SkipZipimport)
+    sys.setrecursionlimit(RECURSION_LIMIT)  # before user code, which may set its own
     config = dict(line.split("=", 1) for line in _ask(b"?config").decode().splitlines() if "=" in line)
     try:
         __import__(config["main"])
