@@ -57,7 +57,7 @@ def install(door):
     _HostError = _st.HostError
     g = globals()
     for local, remote in _NAMES:
-        g[local] = getattr(_st, remote)
+        g[local] = getattr(_st, remote, None)  # a built module has no datastore_clear (see has_clear)
 
 
 _NAMES = (
@@ -183,6 +183,12 @@ def delete_point(index_id, point):
         return _delete_point(index_id, point)
     except _HostError as e:
         raise _error(e) from None
+
+
+def has_clear():
+    """Whether the host door offers datastore_clear (spacetime_10.5).  Built modules never do: the build
+    drops that import so they load on servers before 2.2; `Table.clear` then deletes with 10.0 calls."""
+    return _clear is not None
 
 
 def clear(table_id):

@@ -106,5 +106,17 @@ class Table(TableReader):
         return _abi.delete_all_by_eq(self._tid(), _U32(len(parts)) + b''.join(parts))
 
     def clear(self):
-        """Delete all rows; returns how many."""
-        return _abi.clear(self._tid())
+        """Delete all rows; returns how many.
+
+        Built modules do this with spacetime_10.0 calls (scan, then delete the scanned rows by value) so they
+        load on every 2.x server; datastore_clear (10.5, SpacetimeDB 2.2+) is used only where the host door
+        has it (in-process test hosts)."""
+        tid = self._tid()
+        if _abi.has_clear():
+            return _abi.clear(tid)
+        data = _abi.table_rows(tid)
+        dec, off, n, end = self._dec, 0, 0, len(data)
+        while off < end:
+            off = dec(data, off)[1]
+            n += 1
+        return _abi.delete_all_by_eq(tid, _U32(n) + data) if n else 0

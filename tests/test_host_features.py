@@ -14,6 +14,7 @@ import wasmtime as wt
 from harness.host import Database, Limits
 from harness.host.abi import AbiEnv
 from module_sdk.build import build
+from module_sdk.build.wasm import module_info
 from module_sdk.sats import ConnectionId, Identity, Timestamp
 from tests.test_host_wat import STRING, U32, U64, UNIT, product, s, some, vec, wat_string
 
@@ -78,7 +79,7 @@ def follow_up(ctx: ReducerContext, name: str):
 
 @reducer
 def wipe(ctx: ReducerContext):
-    log.info(f"cleared={ctx.db.item.clear()}")
+    log.info(f"cleared={ctx.db.item.clear()} door_has_clear={hasattr(_spacetime, 'datastore_clear')}")
 
 
 @reducer
@@ -194,6 +195,11 @@ def proc_boom(ctx: ProcedureContext) -> None:
     raise RuntimeError("procedure failed")
 
 
+@procedure
+def proc_refuse(ctx: ProcedureContext) -> None:
+    raise SenderError("not you")
+
+
 @view
 def my_items(ctx: ViewContext) -> list[Item]:
     return [i for i in ctx.db.item if i.owner == str(ctx.sender)]
@@ -232,9 +238,10 @@ ALL_IMPORTS = {
     "spacetime_10.5": ["datastore_clear"],
 }
 
-# A hand-written module for the two deprecated aliases (the SDK never calls them): table counter(id u32 pk),
-# reducer 0 = insert (args = the row), reducer 1 = scan with datastore_btree_scan_bsatn and then delete
-# everything with datastore_delete_by_btree_scan_bsatn; the row count found/deleted is logged as one byte.
+# A hand-written module for the imports the SDK never calls (two deprecated aliases, datastore_clear): table
+# counter(id u32 pk), reducer 0 = insert (args = the row), reducer 1 = scan with datastore_btree_scan_bsatn and
+# then delete everything with datastore_delete_by_btree_scan_bsatn, reducer 2 = datastore_clear; each row count
+# is logged as one byte.
 ALIAS_DEF = b"\x02" + vec(
     b"\x00" + vec(b"\x02" + product(("id", U32), ("n", U64))),
     b"\x02" + vec(
@@ -246,6 +253,7 @@ ALIAS_DEF = b"\x02" + vec(
     b"\x03" + vec(
         s("insert_counter") + product(("id", U32), ("n", U64)) + b"\x01" + UNIT + STRING,
         s("scan_and_delete") + vec() + b"\x01" + UNIT + STRING,
+        s("clear_all") + vec() + b"\x01" + UNIT + STRING,
     ),
 )
 ALIAS_WAT = f"""
@@ -261,6 +269,7 @@ ALIAS_WAT = f"""
     (func $delete (param i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
   (import "spacetime_10.0" "row_iter_bsatn_advance" (func $advance (param i32 i32 i32) (result i32)))
   (import "spacetime_10.0" "console_log" (func $log (param i32 i32 i32 i32 i32 i32 i32 i32)))
+  (import "spacetime_10.5" "datastore_clear" (func $clear (param i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 8192) "{wat_string(ALIAS_DEF)}")
   (data (i32.const 256) "counter")
@@ -279,6 +288,14 @@ ALIAS_WAT = f"""
       (drop (call $source_read (local.get $args) (i32.const 2048) (i32.const 68)))
       (drop (call $table_id (i32.const 256) (i32.const 7) (i32.const 72)))
       (return (call $insert (i32.load (i32.const 72)) (i32.const 2048) (i32.const 68))))
+    (block $not2  ;; reducer 2: datastore_clear (Rust modules built for 2.2+ use it; our SDK does not)
+      (br_if $not2 (i32.ne (local.get $id) (i32.const 2)))
+      (drop (call $table_id (i32.const 256) (i32.const 7) (i32.const 72)))
+      (drop (call $clear (i32.load (i32.const 72)) (i32.const 88)))
+      (i32.store8 (i32.const 502) (i32.add (i32.const 48) (i32.load (i32.const 88))))
+      (call $log (i32.const 2) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const -1)
+                 (i32.const 502) (i32.const 1))
+      (return (i32.const 0)))
     ;; reducer 1: unbounded range scan through the alias, count bytes, then delete through the alias
     (drop (call $index_id (i32.const 300) (i32.const 20) (i32.const 76)))
     (drop (call $scan (i32.load (i32.const 76)) (i32.const 400) (i32.const 0) (i32.const 0)
@@ -371,9 +388,16 @@ def test_procedure_left_open_tx_is_rolled_back_and_failures_reported(db):
     out = db.call_procedure("leave_open")
     assert out.ok and db.rows("item") == []
     assert any("transaction open: rolled back" in m for m in messages(db))
-    out = db.call_procedure("proc_boom")
-    assert out.status == "failed" and out.error == "RuntimeError: procedure failed"
+    # Upstream's protocol: a procedure returns 0 or traps.  The SDK logs why (with the traceback) and traps;
+    # the caller gets the trap, the module log the reason, and a fresh instance serves the next call.
+    for proc, reason in [("proc_boom", "RuntimeError: procedure failed"), ("proc_refuse", "not you")]:
+        out = db.call_procedure(proc)
+        assert out.status == "trapped" and out.trap_kind == "trap", out
+        why = [r for r in db.logs() if r.message.startswith(f"procedure {proc} failed")]
+        assert why and reason in why[-1].message and why[-1].level == 0
+    assert "Traceback" in messages(db, "procedure proc_boom failed")[-1]
     ok(db.call_reducer("add", ["a", 1, "x"]))  # the database lock was released
+    assert db.call_procedure("tx_dance", ["after"]).ok
 
 
 def test_procedure_only_imports_in_reducers(db):
@@ -405,6 +429,24 @@ def test_views_return_rows(db):
     assert bad.status == "failed" and bad.error == "view says no"
 
 
+def test_built_module_loads_on_a_server_without_abi_10_5(wasm, monkeypatch):
+    """Servers before 2.2 host ABI 10.4 and refuse a module importing spacetime_10.5: the build drops
+    datastore_clear (unreachable from Python), and Table.clear works with 10.0 calls."""
+    minors = {int(i.module.rpartition(".")[2]) for i in module_info(wasm).imports}
+    assert max(minors) == 4
+    original = AbiEnv.imports
+    monkeypatch.setattr(AbiEnv, "imports",  # an "old server": no spacetime_10.5 functions to link
+                        lambda self: {k: v for k, v in original(self).items() if k[0] != "spacetime_10.5"})
+    db = Database.create(wasm, owner=OWNER)
+    for name in ("a", "b", "c"):
+        ok(db.call_reducer("add", [name, 1, "x"]))
+    ok(db.call_reducer("wipe"))
+    assert messages(db, "cleared=") == ["cleared=3 door_has_clear=False"] and db.rows("item") == []
+    ok(db.call_reducer("add", ["d", 1, "x"]))  # unique indexes were cleaned up too
+    assert names(db) == ["d"]
+    db.close()
+
+
 # ---------------------------------------------------------------- schedule_immediate and JWTs
 
 
@@ -424,7 +466,7 @@ def test_exercise_runs_every_datastore_import_and_queues_a_follow_up(db):
     assert row["owner"] == str(db.identity)
     assert names(db) == ["a", "later"]
     ok(db.call_reducer("wipe"))
-    assert messages(db, "cleared=") == ["cleared=2"] and db.rows("item") == []
+    assert messages(db, "cleared=") == ["cleared=2 door_has_clear=False"] and db.rows("item") == []
 
 
 def test_schedule_immediate_runs_even_if_the_caller_fails(db):
@@ -480,6 +522,10 @@ def test_every_import_is_exercised(wasm, http_url, monkeypatch):
         ok(alias.call_reducer("insert_counter", [i, i]))
     ok(alias.call_reducer("scan_and_delete"))
     assert [r.message for r in alias.logs()] == ["3", "3"] and alias.rows("counter") == []
+    for i in range(2):
+        ok(alias.call_reducer("insert_counter", [i, i]))
+    ok(alias.call_reducer("clear_all"))
+    assert [r.message for r in alias.logs()][-1] == "2" and alias.rows("counter") == []
 
     missing = sorted(f"{m}.{n}" for m, n in expected - {k for k, v in counts.items() if v})
     assert not missing, f"imports never called: {missing}"

@@ -36,7 +36,7 @@ class Host:
         self.module = wt.Module.from_file(self.engine, str(path))
         self.store = wt.Store(self.engine)
         linker = wt.Linker(self.engine)
-        for imp in self.module.imports:
+        for imp in {(i.module, i.name): i for i in self.module.imports}.values():  # a name may be imported twice
             linker.define_func(imp.module, imp.name, imp.type, self._handler(imp.name), access_caller=True)
         self.exports = linker.instantiate(self.store, self.module).exports(self.store)
         self.logs = []          # (level, target, filename, line, message)

@@ -119,6 +119,9 @@ def main():
     if _SkipZipimport in sys.meta_path:
         sys.meta_path.remove(_SkipZipimport)
     sys.setrecursionlimit(RECURSION_LIMIT)  # before user code, which may set its own
+    # The build retargets this import (build.py UNREACHABLE_IMPORTS) so the module loads on servers before
+    # 2.2: nothing may be able to call it.  module_sdk clears tables with 10.0 calls instead.
+    del _spacetime.datastore_clear
     config = dict(line.split("=", 1) for line in _ask(b"?config").decode().splitlines() if "=" in line)
     try:
         __import__(config["main"])

@@ -5,7 +5,8 @@
    served by `SourceResolver` and compiled *inside* wasm; the code objects come back and are cached.
 3. Phase 2 (only if phase 1 compiled anything): a fresh instance imports the same modules from the
    compiled code, so the compiler's garbage is not part of the snapshot (it halves the size).
-4. Snapshot memory + globals into the output, then validate it against the SpacetimeDB ABI.
+4. Snapshot memory + globals into the output, retarget the import nothing can call (`UNREACHABLE_IMPORTS`),
+   then validate it against the SpacetimeDB ABI.
 """
 
 from __future__ import annotations
@@ -23,11 +24,19 @@ from .snapshot import SnapshotError, Snapshotter
 from .sources import Found, SourceResolver, lazy_imports
 from .toolchain import cache_dir, digest
 from .validate import validate_module
+from .wasm import retarget_import
 
 BOOT_SCRIPT = Path(__file__).with_name("boot.py")  # runs inside the module, never imported here
 ASK_SINK = 0xFFFFFF00
 ANSWER_SOURCE = 0xFFFFFF01
 LEVELS = {0: "error", 1: "warn", 2: "info", 3: "debug", 4: "trace", 101: "panic"}
+# The runtime links every import its C door declares, but a server refuses a module whose imports name an ABI
+# minor it does not host (spacetime_10.5 arrived with SpacetimeDB 2.2).  boot.py removes these functions from
+# `_spacetime` before any user code runs (the SDK uses 10.0 fallbacks), so no code path can reach the import
+# and the build renames it to an older import of the same signature, which is then never called either.
+UNREACHABLE_IMPORTS = {
+    ("spacetime_10.5", "datastore_clear"): ("spacetime_10.0", "datastore_table_row_count"),
+}
 
 Progress = Callable[[str], None]
 
@@ -224,6 +233,8 @@ def build(
             raise BuildError(_render_failure(host, project, str(e))) from None
         if host.compiled_here == 0 or phases == 2:
             break
+    for old, new in UNREACHABLE_IMPORTS.items():
+        image = retarget_import(image, old, new)
     say("validating")
     validate_module(image, strict=True)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -232,6 +232,39 @@ def module_info(b: bytes) -> ModuleInfo:
     return ModuleInfo(types, imports, func_types, exports, n_globals)
 
 
+def retarget_import(b: bytes, old: tuple[str, str], new: tuple[str, str]) -> bytes:
+    """`b` with function import `old` renamed to `new` (same signature, so no index or type changes)."""
+    out, found = [], False
+    for sid, body in sections(b):
+        if sid == SEC_IMPORT:
+            n, p = read_uleb(body, 0)
+            entries = []
+            for _ in range(n):
+                mod, p = read_name(body, p)
+                nm, p = read_name(body, p)
+                start = p
+                kind = body[p]
+                p += 1
+                if kind == KIND_FUNC:
+                    _, p = read_uleb(body, p)
+                elif kind == KIND_TABLE:
+                    p = _skip_limits(body, p + 1)
+                elif kind == KIND_MEMORY:
+                    p = _skip_limits(body, p)
+                elif kind == KIND_GLOBAL:
+                    p += 2
+                else:
+                    raise WasmFormatError(f"unknown import kind {kind}")
+                if (mod, nm) == old and kind == KIND_FUNC:
+                    mod, nm, found = new[0], new[1], True
+                entries.append(name(mod) + name(nm) + body[start:p])
+            body = vec(entries)
+        out.append((sid, body))
+    if not found:
+        raise WasmFormatError(f"no function import {old[0]}.{old[1]}")
+    return emit(out)
+
+
 def parse_globals(body: bytes) -> list[tuple[int, int, bytes]]:
     """(valtype, mutable, init expr bytes) for every defined global."""
     n, p = read_uleb(body, 0)
