@@ -5,10 +5,13 @@ codecs) runs at build time and lands in the snapshot; a schema error is a build 
 
 Errors: `SenderError("msg")` -> "msg" to the caller.  Any other exception -> "Type: message" to the caller and
 a log record with the traceback.  Undecodable arguments -> "invalid arguments for reducer x: ...".
+Procedures follow upstream's protocol (0 or trap): every failure is logged at ERROR here, and the C door
+traps when `call_procedure` returns a str instead of the BSATN result.
 """
 
 import struct
 
+from . import _abi
 from . import log as _log
 from . import schema as _schema
 from .context import AnonymousViewContext, ProcedureContext, ReducerContext, ViewContext
@@ -81,27 +84,34 @@ def call_reducer(id, sender, conn, ts, args):
 
 
 def call_procedure(id, sender, conn, ts, args):
+    """The BSATN result, or a str after the reason was logged at ERROR (the C door then traps)."""
     try:
         f = _PROCEDURES[id]
     except IndexError:
-        return f'no procedure with id {id}'
+        return _procedure_failed(f'no procedure with id {id}')
     ctx = ProcedureContext(_mk_identity(sender), None if conn == _Z16 else _mk_connection_id(conn),
                            _mk_timestamp(ts), _DB)
     dec = f.decode_args
     try:
         a = dec(args) if dec is not None else ()
     except Exception as e:
-        return _bad_args(f, e)
+        return _procedure_failed(_bad_args(f, e))
     try:
         r = f.fn(ctx, *a)
     except SenderError as e:
-        return str(e)
+        return _procedure_failed(f'procedure {f.name} failed: {e}')
     except Exception as e:
-        return _failed(f, e)
+        return _failed(f, e)  # logged with its traceback
     try:
         return f.encode_result(r)
     except Exception as e:
-        return f'procedure {f.name} returned {r!r}, which does not fit its return type: {_summary(e)}'
+        return _procedure_failed(f'procedure {f.name} returned {r!r}, which does not fit its return type: '
+                                 f'{_summary(e)}')
+
+
+def _procedure_failed(message):
+    _abi.console_log(_log.ERROR, 'module_sdk', None, None, message)
+    return message
 
 
 def _view_rows(f, r):

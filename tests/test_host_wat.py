@@ -238,3 +238,41 @@ def test_features_a_real_server_lacks_are_refused(decl, what):
         check_module_bytes(wasm)
     with pytest.raises(ModuleLoadError):
         Database.create(wasm, owner=Identity.from_bytes(bytes(32)))
+
+
+# Procedures "bad" (writes a message to the result sink and returns 1) and "good" (returns 0, unit result).
+PROC_DEF = b"\x02" + vec(
+    b"\x00" + vec(),
+    b"\x04" + vec(s("bad") + vec() + UNIT + b"\x01", s("good") + vec() + UNIT + b"\x01"),  # public
+)
+PROC_WAT = f"""
+(module
+  (import "spacetime_10.0" "bytes_sink_write" (func $sink_write (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 4096) "{wat_string(PROC_DEF)}")
+  (data (i32.const 300) "secret reason")
+  (func $write (param $sink i32) (param $ptr i32) (param $len i32)
+    (i32.store (i32.const 64) (local.get $len))
+    (drop (call $sink_write (local.get $sink) (local.get $ptr) (i32.const 64))))
+  (func (export "__describe_module__") (param $sink i32)
+    (call $write (local.get $sink) (i32.const 4096) (i32.const {len(PROC_DEF)})))
+  (func (export "__call_reducer__") (param i32 i64 i64 i64 i64 i64 i64 i64 i32 i32) (result i32) unreachable)
+  (func (export "__call_procedure__") (param $id i32) (param i64 i64 i64 i64 i64 i64 i64)
+        (param $args i32) (param $sink i32) (result i32)
+    (if (i32.eqz (local.get $id))
+      (then (call $write (local.get $sink) (i32.const 300) (i32.const 13)) (return (i32.const 1))))
+    (i32.const 0)))
+"""
+
+
+def test_procedure_return_code_other_than_zero_is_an_error_like_upstream():
+    """Upstream accepts 0 or a trap: any other code is "unexpected", the sink is ignored, the instance dropped."""
+    db = Database.create(wt.wat2wasm(PROC_WAT), owner=Identity.from_bytes(bytes(32)))
+    assert db.call_procedure("good").ok
+    created = db.instances_created
+    out = db.call_procedure("bad")
+    assert out.status == "trapped" and out.trap_kind == "bad_return"
+    assert out.error == "__call_procedure__ returned unexpected code 1. Procedures should return code 0 or trap."
+    assert "secret" not in out.error
+    assert db.call_procedure("good").ok
+    assert db.instances_created == created + 1  # the procedure instance was replaced

@@ -89,8 +89,9 @@ class ReducerOutcome:
 
 @dataclass
 class ProcedureOutcome:
-    """A procedure call: `status` "returned" (result_bytes = BSATN of the return value, `value` decoded),
-    "failed" (the module reported an error) or "trapped".  Transactions it committed stay committed."""
+    """A procedure call: `status` "returned" (result_bytes = BSATN of the return value, `value` decoded) or
+    "trapped" (a trap, or a return code other than 0: as upstream, a procedure reports failure only by
+    trapping, after logging why; the instance is discarded).  Transactions it committed stay committed."""
 
     procedure: str
     status: str
@@ -711,9 +712,13 @@ class Database:
                                          int(time.time() * 1e6), pdef.name))
                 out = ProcedureOutcome(pdef.name, "trapped", error=_trap_message(trap), duration_us=_us(t0),
                                        trap_kind=trap.kind)
-            elif rc != 0:
-                msg = data.decode("utf-8", "replace") or f"procedure returned unknown code {rc}"
-                out = ProcedureOutcome(pdef.name, "failed", error=msg, duration_us=_us(t0))
+            elif rc != 0:  # upstream: only 0 or a trap; the sink is ignored and the instance discarded
+                self._proc = None
+                msg = (f"__call_procedure__ returned unexpected code {rc}. "
+                       "Procedures should return code 0 or trap.")
+                self._emit_log(LogRecord(0, None, None, None, f"procedure {pdef.name}: {msg}",
+                                         int(time.time() * 1e6), pdef.name))
+                out = ProcedureOutcome(pdef.name, "trapped", error=msg, duration_us=_us(t0), trap_kind="bad_return")
             else:
                 value = None
                 try:

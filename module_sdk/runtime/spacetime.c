@@ -867,11 +867,16 @@ static int32_t call_function(int fn, uint32_t id, uint64_t s0, uint64_t s1, uint
     if (argv[1] && argv[2] && argv[3] && argv[4] && argv[5])
         r = PyObject_Vectorcall(dispatch[fn], argv + 1, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     for (int i = 1; i < 6; i++) Py_XDECREF(argv[i]);
-    if (fn == FN_PROCEDURE && r && PyBytes_Check(r)) { /* procedures return their BSATN result */
-        int32_t rc = write_result(sink, r) < 0 ? ERR_HOST_CALL_FAILURE : 0;
-        Py_DECREF(r);
-        if (rc) report_exception(sink);
-        return rc;
+    if (fn == FN_PROCEDURE) {
+        /* Upstream's host accepts only 0 or a trap from __call_procedure__ (like Rust's panic and C#'s rethrow):
+           the dispatcher has logged why it failed (str result); an escaped exception is logged here. */
+        if (r && PyBytes_Check(r) && write_result(sink, r) == 0) {
+            Py_DECREF(r);
+            return 0;
+        }
+        if (!r || PyErr_Occurred()) report_exception(0);
+        Py_XDECREF(r);
+        __builtin_trap();
     }
     return finish_call(r, sink);
 }
