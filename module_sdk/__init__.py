@@ -37,6 +37,7 @@ from .errors import (
 )
 from .http import HttpResponse
 from .indexes import UNBOUNDED, Excluded, Included, Range
+from .jwt import JwtClaims
 from .rng import Rng
 from .sats import (
     BsatnError,
@@ -93,6 +94,7 @@ __all__ = [
     'field', 'primary_key', 'unique', 'auto_inc', 'index', 'default', 'btree', 'hash_index', 'direct',
     # contexts
     'ReducerContext', 'TxContext', 'ViewContext', 'AnonymousViewContext', 'ProcedureContext', 'AuthContext',
+    'JwtClaims',
     # types and values
     'u8', 'u16', 'u32', 'u64', 'u128', 'u256', 'i8', 'i16', 'i32', 'i64', 'i128', 'i256', 'f32', 'f64',
     'Option', 'Result', 'Some', 'Ok', 'Err', 'SumValue', 'Identity', 'ConnectionId', 'Timestamp', 'TimeDuration',

@@ -8,7 +8,7 @@ ReducerContext (also `TxContext` inside `ProcedureContext.with_tx`):
     ctx.identity         the database's own Identity (alias: database_identity)
     ctx.rng              deterministic random generator seeded from the timestamp (`ctx.random()` = float)
     ctx.new_uuid_v4(), ctx.new_uuid_v7()
-    ctx.sender_auth      .jwt (payload text or None), .has_jwt, .is_internal
+    ctx.sender_auth      .jwt (JwtClaims: .subject .issuer .audience .raw_payload, or None), .has_jwt, .is_internal
 ViewContext: sender, db (read-only).  AnonymousViewContext: db (read-only).
 ProcedureContext: sender, connection_id, timestamp, identity, rng, new_uuid_*, http, with_tx(fn),
     try_with_tx(fn), sleep_until(timestamp).
@@ -16,6 +16,7 @@ ProcedureContext: sender, connection_id, timestamp, identity, rng, new_uuid_*, h
 
 from . import _abi
 from .http import HttpClient
+from .jwt import JwtClaims
 from .rng import Rng
 from .sats.values import Err, Identity, Timestamp, Uuid, _mk_identity, _mk_timestamp
 
@@ -48,12 +49,15 @@ class AuthContext:
 
     @property
     def jwt(self):
-        """The JWT payload (JSON text) the caller connected with, or None."""
+        """The claims of the token the caller connected with (`JwtClaims`), or None (internal calls, or a
+        connection the host has no token for)."""
         if not self._loaded:
             self._loaded = True
             if self._conn is not None:
                 raw = _abi.get_jwt(self._conn.to_bytes())
-                self._jwt = raw.decode('utf-8', 'replace') if isinstance(raw, (bytes, bytearray)) else raw
+                if raw is not None:
+                    self._jwt = JwtClaims(raw.decode('utf-8', 'replace') if isinstance(raw, (bytes, bytearray))
+                                          else raw)
         return self._jwt
 
     @property

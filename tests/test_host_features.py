@@ -68,7 +68,8 @@ def exercise(ctx: ReducerContext):
         log.info(f"deleted_row={items.delete(b)}")
         it = _spacetime.datastore_table_scan_bsatn(_abi.table_id("item"))
         _spacetime.row_iter_bsatn_close(it)
-        log.info(f"me={ctx.identity == ctx.database_identity} jwt={ctx.sender_auth.jwt}")
+        jwt = ctx.sender_auth.jwt
+        log.info(f"me={ctx.identity == ctx.database_identity} jwt={jwt and (jwt.subject, jwt.raw_payload)}")
         schedule_immediate(follow_up, "later")
 
 
@@ -458,7 +459,7 @@ def test_exercise_runs_every_datastore_import_and_queues_a_follow_up(db):
     assert messages(db, "count=") == ["count=4 scan=['a', 'b', 'c', 'd']"]
     assert messages(db, "range=") == ["range=['a', 'b', 'd']"] and messages(db, "hash=") == ["hash=['a', 'c']"]
     assert messages(db, "deleted_") == ["deleted_range=1", "deleted_point=1", "deleted_row=True"]
-    assert messages(db, "me=") == ['me=True jwt={"sub":"alice"}']
+    assert messages(db, "me=") == ["me=True jwt=('alice', '{\"sub\":\"alice\"}')"]
     assert any(m.startswith('Timing span "exercise"') for m in messages(db))
     assert out.txdata is not None
     # the follow-up ran after the call, as the database, in its own transaction
@@ -509,7 +510,7 @@ def test_every_import_is_exercised(wasm, http_url, monkeypatch):
     db = Database.create(wasm, owner=OWNER)
     for name, qty, tag in [("a", 1, "x"), ("b", 2, "y"), ("c", 55, "x"), ("d", 3, "z")]:
         ok(db.call_reducer("add", [name, qty, tag]))
-    db.set_connection_jwt(CONN, "{}")
+    db.set_connection_jwt(CONN, '{"sub":"bob"}')
     ok(db.call_reducer("exercise", sender=ALICE, connection_id=CONN))
     ok(db.call_reducer("big_args", ["x" * 5000]))  # > 1 KiB of args: bytes_source_remaining_length
     ok(db.call_reducer("wipe"))

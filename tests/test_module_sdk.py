@@ -460,7 +460,8 @@ def test_jwt_is_read_for_a_connection(door, m):
     from module_sdk import ConnectionId
 
     ctx = ReducerContext(Identity(1), ConnectionId(5), Timestamp(0), m.db)
-    assert ctx.sender_auth.jwt == '{"sub":"x"}' and ctx.sender_auth.has_jwt
+    assert ctx.sender_auth.jwt.raw_payload == '{"sub":"x"}' and ctx.sender_auth.has_jwt
+    assert ctx.sender_auth.jwt.subject == "x"
     assert door.calls[-1] == ("get_jwt", (5).to_bytes(16, "little"))
 
 

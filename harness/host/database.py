@@ -521,12 +521,25 @@ class Database:
         conn_b = connection_id.to_bytes() if connection_id else ZERO_CONN
         return self._call(rdef.id, bytes(args), sender_b, conn_b, timestamp)
 
-    def client_connected(self, sender: Identity, connection_id: ConnectionId) -> ReducerOutcome:
-        """Run the client_connected reducer; a failure means the connection must be refused."""
-        return self._lifecycle("client_connected", sender, connection_id)
+    def client_connected(self, sender: Identity, connection_id: ConnectionId,
+                         jwt_payload: str | bytes | None = None) -> ReducerOutcome:
+        """Run the client_connected reducer; a failure means the connection must be refused.
+
+        `jwt_payload` is the JSON payload of the token the client authenticated with: as upstream stores it
+        in st_connection_credentials on connect, `get_jwt` returns it for this connection until
+        `client_disconnected` (or a refused connect) forgets it."""
+        if jwt_payload is not None:
+            self.set_connection_jwt(connection_id, jwt_payload)
+        out = self._lifecycle("client_connected", sender, connection_id)
+        if not out.committed:
+            self.set_connection_jwt(connection_id, None)
+        return out
 
     def client_disconnected(self, sender: Identity, connection_id: ConnectionId) -> ReducerOutcome:
-        return self._lifecycle("client_disconnected", sender, connection_id)
+        try:
+            return self._lifecycle("client_disconnected", sender, connection_id)
+        finally:
+            self.set_connection_jwt(connection_id, None)
 
     def _lifecycle(self, event: str, sender: Identity, connection_id: ConnectionId) -> ReducerOutcome:
         rdef = self.mdef.lifecycle(event)

@@ -180,6 +180,18 @@ def token_from_header(authorization: str | None, query_token: str | None) -> str
     return None
 
 
+def payload_text(token: str | None) -> str | None:
+    """The token's payload as the JSON text it carries (what upstream stores for a connection and a module's
+    `get_jwt` returns); None without a token or for one that is not a JWT."""
+    parts = token.split(".") if isinstance(token, str) else ()
+    if len(parts) != 3:
+        return None
+    try:
+        return base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
 def decode_payload_unverified(token: str) -> dict:
     """The payload of a JWT without checking it (clients never verify signatures)."""
     part = token.split(".")[1]

@@ -22,7 +22,7 @@ from blake3 import blake3
 from module_sdk.sats import ConnectionId, Identity, decode, encode
 from module_sdk.sats.satsjson import SatsJsonError, product_type_to_json, type_to_json, value_from_json, value_to_json
 
-from .auth import AuthError, Claims, TokenAuthority, token_from_header
+from .auth import AuthError, Claims, TokenAuthority, payload_text, token_from_header
 from .registry import DatabaseEntry, Registry, RegistryError, parse_identity
 from .schema import schema_json
 
@@ -302,7 +302,8 @@ async def call(request: web.Request) -> web.Response:
     body = await request.read()
     entry = _lookup(request)
     db = entry.database()
-    caller = _caller(request).identity
+    claims = _caller(request)
+    caller, jwt_payload = claims.identity, payload_text(claims.token)
     mdef = db.mdef
     try:
         rdef = mdef.reducer(fn)
@@ -312,7 +313,7 @@ async def call(request: web.Request) -> web.Response:
         proc = next((p for p in mdef.procedures if fn in (p.name, p.source_name)), None)
         if proc is None:
             return text_response("No such procedure", 404)
-        return await _call_procedure(request, db, proc, body, caller)
+        return await _call_procedure(request, db, proc, body, caller, jwt_payload)
     if rdef.lifecycle:
         return text_response(f"can't directly call special {LIFECYCLE_NAMES[rdef.lifecycle]} lifecycle reducer",
                              400)
@@ -325,7 +326,7 @@ async def call(request: web.Request) -> web.Response:
 
     def run():
         conn = ConnectionId.from_bytes(os.urandom(16))
-        out = db.client_connected(caller, conn)
+        out = db.client_connected(caller, conn, jwt_payload=jwt_payload)
         if not out.committed:
             return "rejected", out
         try:
@@ -354,7 +355,8 @@ def _decode_args(body: bytes, params, typespace) -> bytes:
     return encode(params, value, typespace)
 
 
-async def _call_procedure(request, db, proc, body: bytes, caller: Identity) -> web.Response:
+async def _call_procedure(request, db, proc, body: bytes, caller: Identity,
+                          jwt_payload: str | None) -> web.Response:
     call_procedure = getattr(db, "call_procedure", None)
     if call_procedure is None:
         return text_response(f"procedure {proc.name}: procedures are not supported by this host yet", 501)
@@ -366,7 +368,7 @@ async def _call_procedure(request, db, proc, body: bytes, caller: Identity) -> w
 
     def run():
         conn = ConnectionId.from_bytes(os.urandom(16))
-        out = db.client_connected(caller, conn)
+        out = db.client_connected(caller, conn, jwt_payload=jwt_payload)
         if not out.committed:
             return "rejected", out
         try:
@@ -415,13 +417,14 @@ async def sql(request: web.Request) -> web.Response:
     _flag(request, "confirmed", True)  # every commit is durable before it is visible here
     entry = _lookup(request)
     db = entry.database()
-    caller = _caller(request).identity
+    claims = _caller(request)
+    caller, jwt_payload = claims.identity, payload_text(claims.token)
 
     is_owner = caller == entry.owner
 
     def run():
         conn = ConnectionId.from_bytes(os.urandom(16))
-        out = db.client_connected(caller, conn)
+        out = db.client_connected(caller, conn, jwt_payload=jwt_payload)
         if not out.committed:
             raise RegistryError(403, out.error or "the module refused the connection")
         t0 = time.perf_counter()

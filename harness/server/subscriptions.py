@@ -55,6 +55,8 @@ from client_sdk.protocol import (
 )
 from module_sdk.sats import ConnectionId, Err, Identity, Ok, TimeDuration, Timestamp, decode
 
+from .auth import payload_text
+
 log = logging.getLogger(__name__)
 
 
@@ -143,7 +145,8 @@ class SubscriptionManager:
         """Run ``client_connected``; on success register the client and queue ``InitialConnection``.
         Returns None, or the error text when the module rejected the client."""
         with self.lock:
-            out = self.db.client_connected(client.identity, client.connection_id)
+            out = self.db.client_connected(client.identity, client.connection_id,
+                                           jwt_payload=payload_text(getattr(client, "token", None)))
             if not out.committed:
                 return out.error or "client_connected failed"
             self.clients[id(client)] = _ClientState(client)
