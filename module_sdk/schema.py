@@ -16,6 +16,7 @@ Naming (module-def.md section 5):
 * ReducerId = declaration order of @reducer/@init/@client_connected/@client_disconnected functions.
 """
 
+import keyword
 import sys
 
 from . import moduledef as md
@@ -301,6 +302,15 @@ def _make_row_class(cls):
     cls = product(cls)
     type.__setattr__(cls, '__spacetime_columns__', columns)
     return cls
+
+
+def published_param_name(name):
+    """The name a parameter is published under: a Python keyword with one trailing underscore loses it
+    (`from_` -> `from`, like Rust's raw identifier `r#from`), so a module can keep upstream's
+    `transfer(from, to, amount)` signature.  Arguments are positional on the wire, so only the name changes."""
+    if name.endswith('_') and not name.endswith('__') and keyword.iskeyword(name[:-1]):
+        return name[:-1]
+    return name
 
 
 def _function(kind, fn, opts, check):
@@ -662,7 +672,7 @@ class _Builder:
         for n in code.co_varnames[1:code.co_argcount]:
             if n not in anns:
                 raise ModuleDefError(f'{where}: parameter {n!r} needs a type annotation (e.g. {n}: u32)')
-            params.append((n, self._type(anns[n], fn, where + f' parameter {n}')))
+            params.append((published_param_name(n), self._type(anns[n], fn, where + f' parameter {n}')))
         f.params = params
         f.param_types = ProductType([(n, self.types.use(t, where)) for n, t in params])
         if params:

@@ -373,9 +373,10 @@ def _reducers_py(ctx: _Ctx, type_names: set[str]) -> tuple[str, list[str], list[
                 cls += "_"
             taken.add(cls)
             args_classes.append(cls)
-            fields = "".join(f"    {n}: {a}\n" for _, n, a in params)
-            if any(not n.isidentifier() or keyword.iskeyword(n) for _, n, _ in params):
-                raise CodegenError(f"reducer {r.name}: a parameter name is not a Python identifier")
+            # Field names are the Python spellings (`from` -> `from_`): arguments travel by position, so
+            # only the published names in the module def carry the real names.
+            fields = "".join(f"    {p}: {a}" + (f"  # published as `{n}`" if p != n else "") + "\n"
+                             for p, n, a in params)
             arg_defs.append(f"@product\nclass {cls}:\n" + _doc(f"Arguments of reducer `{r.name}`.", "    ")
                             + "\n" + fields)
             call = f"{cls}({', '.join(p for p, _, _ in params)})"
