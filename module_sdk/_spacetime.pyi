@@ -55,7 +55,9 @@ def procedure_http_request(request_bsatn: bytes, body: bytes) -> tuple[bytes, by
 def datastore_index_scan_point_bsatn(index_id: int, point: bytes) -> int:
     """Returns a row iterator handle."""
 def datastore_delete_by_index_scan_point_bsatn(index_id: int, point: bytes) -> int: ...
-def datastore_clear(table_id: int) -> int: ...
+def datastore_clear(table_id: int) -> int:
+    """Absent in built modules: the boot script deletes it and the build retargets the 10.5 import, so
+    modules load on servers before 2.2 (Table.clear uses 10.0 calls)."""
 
 # not an import: the timestamp (µs) of the call being served, which WASI clocks also report
 def now_micros() -> int: ...
@@ -63,7 +65,9 @@ def now_micros() -> int: ...
 # ---- What the runtime calls: module_sdk/_dispatch.py must define these five names ----
 # describe_module() -> bytes                                       BSATN RawModuleDef
 # call_reducer(id, sender: bytes32, conn: bytes16, ts_us, args) -> None | str   (str = error message)
-# call_procedure(id, sender, conn, ts_us, args) -> bytes | str     (bytes = BSATN return value)
+# call_procedure(id, sender, conn, ts_us, args) -> bytes | str     (bytes = BSATN return value; str = the
+#                                                  reason, already logged: the runtime then traps, as upstream)
 # call_view(id, sender: bytes32, args) -> (code, bytes) | str      (code 2: ViewResultHeader + rows)
 # call_view_anon(id, args) -> (code, bytes) | str
-# An exception escaping any of them is reported as "Type: message" and the call fails (never a trap).
+# An exception escaping any of them is reported as "Type: message" and the call fails (never a trap), except
+# in call_procedure, where it is logged and the call traps.
