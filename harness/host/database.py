@@ -28,9 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
+import wasmtime
 
 from harness.commitlog import CommitLog, TxRecord
 from harness.datastore import Datastore, IndexAlgo, IndexSchema, SequenceSchema, TableSchema, Tx, TxData
+from harness.limits import LIMITS
 from module_sdk.sats import (
     ArrayType,
     ConnectionId,
@@ -322,6 +324,8 @@ class Database:
             inst = Instance(module, env.imports(), self.limits)
         except LinkError as e:
             raise ModuleLoadError(f"{e}: SpacetimeDB modules may import only spacetime_10.0..10.5 functions") from None
+        except (wasmtime.WasmtimeError, wasmtime.Trap) as e:  # memory minimum over the cap, start function trapped
+            raise ModuleLoadError(f"the module could not be instantiated: {_first_line(e)}") from None
         env.inst = inst
         env.mv = inst.refresh_memory()
         names = [e.name for e in module.exports]
@@ -339,7 +343,7 @@ class Database:
             if "__setup__" in names:
                 sink = env.new_sink()
                 if inst.export("__setup__")(sink):
-                    raise ModuleLoadError(f"__setup__ failed: {env.sinks[sink].decode('utf-8', 'replace')}")
+                    raise ModuleLoadError(f"__setup__ failed: {_error_text(env.sinks[sink])}")
             sink = env.new_sink()
             inst.export("__describe_module__")(sink)
             raw = bytes(env.sinks[sink])
@@ -559,7 +563,7 @@ class Database:
             tx.rollback()
             env.end_call()
             return "trapped", _trap_message(e), e
-        message = bytes(env.sinks.get(err_sink, b"")).decode("utf-8", "replace")
+        message = _error_text(env.sinks.get(err_sink, b""))
         env.end_call()
         if rc != 0:
             tx.rollback()
@@ -712,7 +716,7 @@ class Database:
                 out = ProcedureOutcome(pdef.name, "trapped", error=_trap_message(trap), duration_us=_us(t0),
                                        trap_kind=trap.kind)
             elif rc != 0:
-                msg = data.decode("utf-8", "replace") or f"procedure returned unknown code {rc}"
+                msg = _error_text(data) or f"procedure returned unknown code {rc}"
                 out = ProcedureOutcome(pdef.name, "failed", error=msg, duration_us=_us(t0))
             else:
                 value = None
@@ -761,7 +765,7 @@ class Database:
                 data = bytes(env.sinks.get(sink, b""))
                 env.end_call()
         if rc == 1:
-            return ViewOutcome(vdef.name, "failed", error=data.decode("utf-8", "replace"))
+            return ViewOutcome(vdef.name, "failed", error=_error_text(data))
         if rc not in (0, 2):
             return ViewOutcome(vdef.name, "failed", error=f"view returned unknown code {rc}")
         try:
@@ -901,6 +905,17 @@ def _cap(max_value: int | None, ty) -> int | None:
         return max_value
     hi = rng[1]
     return hi if max_value is None else min(max_value, hi)
+
+
+def _error_text(data: bytes | bytearray) -> str:
+    """A module's error message, cut to `error_message_bytes` so callers and logs never carry megabytes."""
+    cap = LIMITS.error_message_bytes
+    text = bytes(data[:cap]).decode("utf-8", "replace")
+    return text if len(data) <= cap else f"{text}... [{len(data) - cap} more bytes cut: limit error_message_bytes]"
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def _trap_message(e: Trap) -> str:

@@ -18,12 +18,14 @@ import re
 import shutil
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import host
 from harness.host import Database, LogRecord, ModuleLoadError
+from harness.limits import LIMITS
 from module_sdk.build.validate import InvalidModule, validate_module
 from module_sdk.sats import Identity
 
@@ -60,11 +62,13 @@ class LogStore:
 
     def __init__(self, path: Path):
         self.path = path
-        self.lines: list[str] = []
+        self.lines: deque[str] = deque()
+        self._bytes = 0  # UTF-8 size of self.lines, kept under LIMITS.log_memory_bytes
         self._listeners: list[Callable[[str], None]] = []
         self._lock = threading.Lock()
         if path.is_file():
-            self.lines = path.read_text("utf-8", "replace").splitlines()[-MAX_LOG_LINES_IN_MEMORY:]
+            for line in _tail_lines(path, LIMITS.log_memory_bytes):
+                self._keep(line)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
@@ -86,11 +90,16 @@ class LogStore:
                                 "filename": SYSTEM, "function": SYSTEM, "message": message},
                                ensure_ascii=False, separators=(",", ":")))
 
+    def _keep(self, line: str) -> None:
+        """Remember `line` in memory, forgetting the oldest lines beyond the line and byte budgets."""
+        self.lines.append(line)
+        self._bytes += len(line) + 1
+        while self.lines and (len(self.lines) > MAX_LOG_LINES_IN_MEMORY or self._bytes > LIMITS.log_memory_bytes):
+            self._bytes -= len(self.lines.popleft()) + 1
+
     def append(self, line: str) -> None:
         with self._lock:
-            self.lines.append(line)
-            if len(self.lines) > MAX_LOG_LINES_IN_MEMORY:
-                del self.lines[: len(self.lines) - MAX_LOG_LINES_IN_MEMORY]
+            self._keep(line)
             if not self._file.closed:
                 self._file.write(line + "\n")
                 self._file.flush()
@@ -103,13 +112,15 @@ class LogStore:
 
     def tail(self, n: int | None) -> list[str]:
         with self._lock:
-            return list(self.lines if n is None else self.lines[-n:] if n > 0 else [])
+            lines = list(self.lines)
+        return lines if n is None else lines[-n:] if n > 0 else []
 
     def listen(self, fn: Callable[[str], None], tail: int | None = None) -> list[str]:
         """Register `fn` for new lines; returns the last `tail` lines atomically with the registration."""
         with self._lock:
             self._listeners.append(fn)
-            return list(self.lines if tail is None else self.lines[-tail:] if tail > 0 else [])
+            lines = list(self.lines)
+            return lines if tail is None else lines[-tail:] if tail > 0 else []
 
     def unlisten(self, fn: Callable[[str], None]) -> None:
         with self._lock:
@@ -455,6 +466,17 @@ class Registry:
                 except Exception:
                     log.exception("closing database %s failed", e.hex)
             e.logs.close()
+
+
+def _tail_lines(path: Path, max_bytes: int) -> list[str]:
+    """The whole lines among the last `max_bytes` bytes of a log file (it may be far larger than memory)."""
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - max_bytes))
+        data = f.read()
+    lines = data.decode("utf-8", "replace").splitlines()
+    return lines[1:] if size > max_bytes and lines else lines
 
 
 def check_module_bytes(wasm: bytes) -> None:
