@@ -20,6 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,6 +144,8 @@ class DatabaseEntry:
     db: Database | None = None
     error: str | None = None  # set when the database failed to load at startup
     extra: dict = field(default_factory=dict)
+    # held while this database is updated, reset or deleted (never by lookups, never on the event loop)
+    op_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def hex(self) -> str:
@@ -175,7 +178,8 @@ class Registry:
         self.start_schedulers = start_schedulers
         self.entries: dict[str, DatabaseEntry] = {}  # identity hex -> entry
         self.names: dict[str, str] = {}  # name -> identity hex
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the maps and registry.json only: held briefly, never around module code
+        self._key_locks: dict[str, list] = {}  # name/identity being published -> [Lock, holders]
         self._listeners: list[Callable[[str, DatabaseEntry], None]] = []
         self._closed = False
         self._load()
@@ -253,7 +257,8 @@ class Registry:
         return entry
 
     def get(self, identity: Identity) -> DatabaseEntry | None:
-        return self.entries.get(identity.to_hex())
+        with self._lock:
+            return self.entries.get(identity.to_hex())
 
     def databases_of(self, owner: Identity) -> list[Identity]:
         with self._lock:
@@ -263,60 +268,94 @@ class Registry:
 
     def publish(self, wasm: bytes, caller: Identity, name_or_identity: str | None = None, *,
                 clear: bool = False, host_type: str = "Wasm") -> PublishResult:
+        """Create or update a database.  Compiling, describing and migrating happen under a lock of the name
+        (or identity) being published and of the database being changed, never under the registry's map lock,
+        so lookups of every database stay instant while a slow or hostile module is published."""
         if host_type != "Wasm":
             raise RegistryError(400, f"host_type {host_type} is not supported by this host (only Wasm)")
         check_module_bytes(wasm)
+        if name_or_identity is None:
+            if clear:
+                raise RegistryError(400, "`clear` requires a database name or identity")
+            return self._create(wasm, caller, self.mint_identity(), None)
         name = None
-        with self._lock:
-            if name_or_identity is None:
-                if clear:
-                    raise RegistryError(400, "`clear` requires a database name or identity")
-                return self._create(wasm, caller, self.mint_identity(), None)
-            identity = parse_identity(name_or_identity)
-            if identity is None:
-                check_name(name_or_identity)
-                name = name_or_identity
-                h = self.names.get(name)
-                identity = Identity.from_hex(h) if h else None
-            entry = self.get(identity) if identity is not None else None
+        identity = parse_identity(name_or_identity)
+        if identity is None:
+            check_name(name_or_identity)
+            name = name_or_identity
+        with self._key_lock(name or identity.to_hex()):
+            with self._lock:
+                if name is not None:
+                    h = self.names.get(name)
+                    identity = Identity.from_hex(h) if h else None
+                entry = self.get(identity) if identity is not None else None
             if entry is None:
                 return self._create(wasm, caller, identity or self.mint_identity(), name)
-            if entry.owner != caller:
-                if name is not None:
-                    raise RegistryError(401, {"PermissionDenied": {"name": name}})
-                raise RegistryError(403, f"Identity {caller.to_hex()} is not authorized to update database "
-                                         f"{entry.hex}")
-            if clear:
-                self._reset(entry, wasm)
-            else:
-                self._update(entry, wasm)
+            with entry.op_lock:
+                if entry.owner != caller:
+                    if name is not None:
+                        raise RegistryError(401, {"PermissionDenied": {"name": name}})
+                    raise RegistryError(403, f"Identity {caller.to_hex()} is not authorized to update database "
+                                             f"{entry.hex}")
+                if self.get(entry.identity) is not entry:
+                    raise RegistryError(409, "the database was deleted while this publish was waiting")
+                if clear:
+                    self._reset(entry, wasm)
+                else:
+                    self._update(entry, wasm)
             return PublishResult(entry.identity, name, "updated")
+
+    @contextmanager
+    def _key_lock(self, key: str):
+        """A lock per name/identity being published, dropped once nobody holds or waits for it."""
+        with self._lock:
+            slot = self._key_locks.setdefault(key, [threading.Lock(), 0])
+            slot[1] += 1
+        try:
+            with slot[0]:
+                yield
+        finally:
+            with self._lock:
+                slot[1] -= 1
+                if slot[1] == 0:
+                    self._key_locks.pop(key, None)
 
     def _create(self, wasm: bytes, owner: Identity, identity: Identity, name: str | None) -> PublishResult:
         h = identity.to_hex()
         d = self.db_dir(identity)
         shutil.rmtree(d, ignore_errors=True)
-        logs = LogStore(self.data_dir / "logs" / f"{h}.ndjson")
+        log_path = self.data_dir / "logs" / f"{h}.ndjson"
+        logs = LogStore(log_path)
+
+        def discard() -> None:
+            logs.close()
+            shutil.rmtree(d, ignore_errors=True)
+            log_path.unlink(missing_ok=True)
+
         try:
             db = Database.create(wasm, owner=owner, identity=identity, data_dir=d, on_log=logs.record,
                                  durability=self.durability)
         except ModuleLoadError as e:
-            logs.close()
-            shutil.rmtree(d, ignore_errors=True)
-            (self.data_dir / "logs" / f"{h}.ndjson").unlink(missing_ok=True)
+            discard()
             raise RegistryError(400, f"Failed to create or update the database: {e}") from None
-        except Exception:
-            logs.close()
-            shutil.rmtree(d, ignore_errors=True)
+        except BaseException:
+            discard()
             raise
+        entry = DatabaseEntry(identity, owner, [name] if name else [], logs, int(time.time() * 1e6), db=db)
+        with self._lock:
+            taken = h in self.entries or (name is not None and name in self.names)
+            if not taken:
+                self.entries[h] = entry
+                if name:
+                    self.names[name] = h
+                self._save()
+        if taken:  # another request claimed the name or identity meanwhile (e.g. POST /names)
+            db.close()
+            discard()
+            raise RegistryError(409, f"`{name or h}` was claimed by another database while this one was created")
         logs.system(f"Database {h} created")
         if self.start_schedulers:
             db.start_scheduler()
-        entry = DatabaseEntry(identity, owner, [name] if name else [], logs, int(time.time() * 1e6), db=db)
-        self.entries[h] = entry
-        if name:
-            self.names[name] = h
-        self._save()
         self._emit("created", entry)
         return PublishResult(identity, name, "created")
 
@@ -380,10 +419,12 @@ class Registry:
         self._emit("replaced", entry)
 
     def reset(self, entry: DatabaseEntry, caller: Identity, wasm: bytes | None = None) -> None:
-        with self._lock:
-            self._require_owner(entry, caller, "reset")
-            if wasm is not None:
-                check_module_bytes(wasm)
+        self._require_owner(entry, caller, "reset")
+        if wasm is not None:
+            check_module_bytes(wasm)
+        with entry.op_lock:
+            if self.get(entry.identity) is not entry:
+                raise RegistryError(404, "No such database.")
             self._reset(entry, wasm if wasm is not None else entry.database().wasm)
 
     # ------------------------------------------------------------------ delete, names, lock
@@ -393,20 +434,23 @@ class Registry:
             raise RegistryError(403, f"Identity {caller.to_hex()} is not authorized to {what} database {entry.hex}")
 
     def delete(self, entry: DatabaseEntry, caller: Identity) -> None:
-        with self._lock:
-            self._require_owner(entry, caller, "delete")
-            if entry.locked:
-                raise RegistryError(403, "Database is locked: unlock it before deleting it")
-            self.entries.pop(entry.hex, None)
-            for n in entry.names:
-                self.names.pop(n, None)
-            self._save()
-        if entry.db is not None:
-            entry.db.close()
-            entry.db = None
-        entry.logs.close()
-        shutil.rmtree(self.db_dir(entry.identity), ignore_errors=True)
-        (self.data_dir / "logs" / f"{entry.hex}.ndjson").unlink(missing_ok=True)
+        self._require_owner(entry, caller, "delete")
+        with entry.op_lock:
+            with self._lock:
+                if entry.locked:
+                    raise RegistryError(403, "Database is locked: unlock it before deleting it")
+                if self.entries.get(entry.hex) is not entry:
+                    return  # deleted meanwhile
+                self.entries.pop(entry.hex, None)
+                for n in entry.names:
+                    self.names.pop(n, None)
+                self._save()
+            if entry.db is not None:
+                entry.db.close()
+                entry.db = None
+            entry.logs.close()
+            shutil.rmtree(self.db_dir(entry.identity), ignore_errors=True)
+            (self.data_dir / "logs" / f"{entry.hex}.ndjson").unlink(missing_ok=True)
         self._emit("deleted", entry)
 
     def set_lock(self, entry: DatabaseEntry, caller: Identity, locked: bool) -> None:
