@@ -52,10 +52,31 @@ def parse_identity(s: str) -> Identity | None:
     return Identity.from_hex(s) if IDENTITY_RE.match(s) else None
 
 
-def check_name(name: str) -> None:
+MAX_NAME_CHARS = 64  # upstream's limit on one domain-name segment (MAX_CHARS_PART)
+
+
+def name_error(name: str) -> str | None:
+    """Why `name` is not a database name (upstream's DatabaseName rules: `^[a-z0-9]+(-[a-z0-9]+)*$`, not an
+    identity, at most 64 characters), or None when it is one."""
+    if not name:
+        return "database names cannot be empty"
+    if IDENTITY_RE.match(name):
+        return "database names cannot be identities"
+    if len(name) > MAX_NAME_CHARS:
+        return f"database names must be at most {MAX_NAME_CHARS} characters"
     if not NAME_RE.match(name):
-        raise RegistryError(400, f"`{name}` is not a valid database name: use lowercase letters, digits and "
-                                 "single hyphens, starting with a letter or digit and not ending with a hyphen")
+        if "-" in name and NAME_RE.match(name.replace("-", "a")):
+            return "invalid hyphen in database name"
+        return "invalid characters in database name"
+    return None
+
+
+def check_name(name: str) -> None:
+    err = name_error(name)
+    if err is not None:
+        shown = name if len(name) <= MAX_NAME_CHARS else name[:MAX_NAME_CHARS] + "..."
+        raise RegistryError(400, f"`{shown}` is not a valid database name: {err} (use lowercase letters, digits "
+                                 "and single hyphens, starting and ending with a letter or digit)")
 
 
 class LogStore:
@@ -461,8 +482,8 @@ class Registry:
 
     def add_name(self, entry: DatabaseEntry, caller: Identity, name: str) -> tuple[int, dict]:
         """`POST /names`: (status, InsertDomainResult)."""
-        if not NAME_RE.match(name):
-            return 400, {"OtherError": f"`{name}` is not a valid database name"}
+        if name_error(name) is not None:
+            return 400, {"OtherError": f"`{name[:MAX_NAME_CHARS]}` is not a valid database name: {name_error(name)}"}
         with self._lock:
             if entry.owner != caller:
                 return 401, {"PermissionDenied": {"domain": name}}
@@ -481,8 +502,9 @@ class Registry:
             if entry.owner != caller:
                 return 401, {"NotYourDatabase": {"database": entry.hex}}
             for n in names:
-                if not isinstance(n, str) or not NAME_RE.match(n):
-                    return 400, {"OtherError": f"`{n}` is not a valid database name"}
+                if not isinstance(n, str) or name_error(n) is not None:
+                    why = name_error(n) if isinstance(n, str) else "not a string"
+                    return 400, {"OtherError": f"`{str(n)[:MAX_NAME_CHARS]}` is not a valid database name: {why}"}
                 h = self.names.get(n)
                 if h is not None and h != entry.hex:
                     return 400, {"OtherError": f"the name `{n}` is already in use"}
