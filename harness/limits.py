@@ -58,7 +58,13 @@ def set_limit(name: str, value: str | int) -> None:
     key = name.strip().lower().replace("-", "_")
     if key not in names:
         raise ValueError(f"unknown limit {name!r}; known: {', '.join(sorted(names))}")
-    setattr(LIMITS, key, value if isinstance(value, int) else parse_size(value))
+    if not isinstance(value, int):
+        try:
+            value = parse_size(value)
+        except ValueError:
+            raise ValueError(f"invalid value {value!r} for limit {key}: expected a positive number, "
+                             "optionally with k, m or g") from None
+    setattr(LIMITS, key, value)
 
 
 def load_env(environ: dict[str, str] | None = None) -> None:
