@@ -21,6 +21,7 @@ ENV_PREFIX = "SPACETIME_PY_"
 @dataclass
 class Limits:
     # module <-> host (harness.host)
+    wasm_memory_bytes: int = 512 * MiB  # linear memory of one module instance (memory.grow fails beyond it)
     sink_bytes: int = 64 * MiB  # one ABI bytes sink: describe output, reducer error, procedure/view results
     log_line_bytes: int = 64 * KiB  # one console_log message (longer ones are cut, marked as cut)
     error_message_bytes: int = 64 * KiB  # a reducer/procedure error message as reported to callers

@@ -149,7 +149,6 @@ class DatabaseInfo:
     extra: dict = field(default_factory=dict)
 
 
-DEFAULT_LIMITS = Limits()
 
 
 @dataclass
@@ -166,14 +165,14 @@ class _Catalog:
 
 class Database:
     def __init__(self, wasm: bytes, *, identity: Identity, owner: Identity, data_dir: str | Path | None = None,
-                 limits: Limits = DEFAULT_LIMITS, durability: str = "every",
+                 limits: Limits | None = None, durability: str = "every",
                  on_log: Callable[[LogRecord], None] | None = None, snapshot_every: int | None = 10_000,
                  outbound_http: str = "loopback"):
         if outbound_http not in http_out.POLICIES:
             raise ValueError(f"outbound_http must be one of {http_out.POLICIES}")
         self.identity = identity
         self.owner = owner
-        self.limits = limits
+        self.limits = limits or Limits(memory_bytes=LIMITS.wasm_memory_bytes)
         self.wasm = bytes(wasm)
         self.module_hash = _hash(self.wasm)
         self.data_dir = Path(data_dir) if data_dir else None
