@@ -22,6 +22,7 @@ ENV_PREFIX = "SPACETIME_PY_"
 class Limits:
     # module <-> host (harness.host)
     wasm_memory_bytes: int = 512 * MiB  # linear memory of one module instance (memory.grow fails beyond it)
+    call_timeout_ms: int = 10_000  # wall clock of one call into a module (describe, reducer, ...): then it traps
     sink_bytes: int = 64 * MiB  # one ABI bytes sink: describe output, reducer error, procedure/view results
     log_line_bytes: int = 64 * KiB  # one console_log message (longer ones are cut, marked as cut)
     error_message_bytes: int = 64 * KiB  # a reducer/procedure error message as reported to callers

@@ -172,7 +172,7 @@ class Database:
             raise ValueError(f"outbound_http must be one of {http_out.POLICIES}")
         self.identity = identity
         self.owner = owner
-        self.limits = limits or Limits(memory_bytes=LIMITS.wasm_memory_bytes)
+        self.limits = limits or Limits(timeout_s=LIMITS.call_timeout_ms / 1000, memory_bytes=LIMITS.wasm_memory_bytes)
         self.wasm = bytes(wasm)
         self.module_hash = _hash(self.wasm)
         self.data_dir = Path(data_dir) if data_dir else None
