@@ -53,7 +53,7 @@ from .logs import LogStore
 from .migrate import MigrationError, plan
 from .module_def import ModuleDef, ModuleDefError, decode_module_def
 from .scheduler import ScheduledTable, Scheduler
-from .wasm import Instance, Limits, LinkError, Trap, compile_module
+from .wasm import Instance, Limits, LinkError, Trap, compile_module, trap_text
 
 ERR_HOST_CALL_FAILURE = 1
 ZERO_CONN = bytes(16)
@@ -324,7 +324,10 @@ class Database:
         except LinkError as e:
             raise ModuleLoadError(f"{e}: SpacetimeDB modules may import only spacetime_10.0..10.5 functions") from None
         except (wasmtime.WasmtimeError, wasmtime.Trap) as e:  # memory minimum over the cap, start function trapped
-            raise ModuleLoadError(f"the module could not be instantiated: {_first_line(e)}") from None
+            what = trap_text(str(e))
+            if "interrupt" in str(e).lower():
+                what = f"its start function exceeded the time limit of {self.limits.timeout_s:g} s ({what})"
+            raise ModuleLoadError(f"the module could not be instantiated: {what}") from None
         env.inst = inst
         env.mv = inst.refresh_memory()
         names = [e.name for e in module.exports]
@@ -911,10 +914,6 @@ def _error_text(data: bytes | bytearray) -> str:
     cap = LIMITS.error_message_bytes
     text = bytes(data[:cap]).decode("utf-8", "replace")
     return text if len(data) <= cap else f"{text}... [{len(data) - cap} more bytes cut: limit error_message_bytes]"
-
-
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def _trap_message(e: Trap) -> str:
