@@ -32,6 +32,7 @@ class Limits:
     body_bytes: int = 2 * MiB  # request body of every route except publish, whatever its transfer encoding
     publish_bytes: int = 128 * MiB  # request body of publish / reset (a module)
     log_memory_bytes: int = 16 * MiB  # log lines of one database kept in memory for GET /logs
+    log_follow_bytes: int = 16 * MiB  # log lines queued for one `logs?follow=true` reader before it is dropped
     ws_message_bytes: int = 32 * MiB  # one inbound WebSocket message
     ws_outbox_bytes: int = 16 * MiB  # outbound bytes queued for one WebSocket client before it is dropped
     ws_outbox_messages: int = 16 * 1024  # outbound messages queued for one client (upstream's channel size)

@@ -5,7 +5,9 @@ server's memory stays under a stated cap."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 
 import pytest
 
@@ -131,3 +133,31 @@ def test_handles_opened_without_end_trap_with_530(server, bystander, hostile, re
     assert status == 530, body
     assert limit in body
     attacked(server, bystander, probe, before)
+
+
+def test_a_log_follower_that_never_reads_is_dropped(server, bystander, hostile):
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(f"GET /v1/database/hostile/logs?follow=true&num_lines=0 HTTP/1.1\r\nHost: x\r\n"
+                 f"Authorization: Bearer {hostile}\r\n\r\n".encode())
+    time.sleep(0.3)
+    before = server.rss_mib()
+    with PingProbe(server, bystander) as probe:
+        for _ in range(3):  # 3 x 200 lines of ~384 KiB (64 KiB of NULs, JSON-escaped): ~225 MiB if all were queued
+            status, body = server.call("hostile", "big_log", [], hostile)
+            assert status == 200, body
+    attacked(server, bystander, probe, before)
+    assert probe.rss_peak - before < 120, (before, probe.rss_peak)
+    sock.settimeout(0.5)
+    deadline, ended, tail, total = time.monotonic() + 10, False, b"", 0
+    while time.monotonic() < deadline and not ended:
+        try:
+            data = sock.recv(1 << 20)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            break
+        total += len(data)
+        tail = (tail + data)[-16:]
+        ended = not data or tail.endswith(b"\r\n0\r\n\r\n")  # closed, or the chunked stream ended
+    sock.close()
+    assert ended, f"the follower that never read was not dropped ({total} bytes read, ends {tail!r})"

@@ -543,9 +543,22 @@ async def logs(request: web.Request) -> web.StreamResponse:
         return resp
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[str | None] = asyncio.Queue()
+    queued = [0]  # bytes waiting for this follower; beyond log_follow_bytes it is dropped (it is not reading)
+
+    def enqueue(line: str) -> None:
+        if queued[0] < 0:
+            return
+        queued[0] += len(line)
+        if queued[0] > LIMITS.log_follow_bytes:
+            queued[0] = -1
+            while not queue.empty():
+                queue.get_nowait()
+            queue.put_nowait(None)
+            return
+        queue.put_nowait(line)
 
     def on_line(line: str) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, line)
+        loop.call_soon_threadsafe(enqueue, line)
 
     resp = web.StreamResponse(headers=headers)
     resp.content_type = "application/x-ndjson"
@@ -566,6 +579,11 @@ async def logs(request: web.Request) -> web.StreamResponse:
                 if registry.get(entry.identity) is not entry:  # deleted
                     break
                 continue
+            if line is None:
+                log.warning("dropped a `logs?follow` reader of %s that fell behind by more than %d bytes",
+                            entry.hex[:16], LIMITS.log_follow_bytes)
+                break
+            queued[0] = max(0, queued[0] - len(line))
             await resp.write(line.encode() + b"\n")
     except (ConnectionResetError, asyncio.CancelledError):
         pass
