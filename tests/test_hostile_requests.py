@@ -125,6 +125,27 @@ def test_deeply_nested_arguments_get_400(server, bystander, hostile):
     attacked(server, bystander, probe, before)
 
 
+@pytest.mark.parametrize("query", [
+    "SELECT * FROM counter WHERE " + "(" * 50_000 + "id = 1" + ")" * 50_000,
+    "SELECT * FROM counter WHERE id = " + "9" * 100_000,
+    "SELECT * FROM counter WHERE " + " AND ".join(["id = 1"] * 20_000),
+], ids=["deep-parentheses", "huge-number", "long-conjunction"])
+def test_pathological_sql_gets_400(server, bystander, hostile, query):
+    before = server.rss_mib()
+    with PingProbe(server, bystander) as probe:
+        status, body = server.sql("target", query, hostile)
+    assert status in (200, 400), (status, body[:300])
+    assert b"Traceback" not in body
+    attacked(server, bystander, probe, before)
+
+
+def test_huge_numbers_in_arguments_get_400(server, hostile):
+    body = b"[" + b"9" * 100_000 + b", 1]"
+    status, out = server.request("POST", "/v1/database/target/call/insert_counter", body,
+                                 {"Content-Type": "application/json", "Authorization": f"Bearer {hostile}"})
+    assert status == 400, out[:300]
+
+
 @pytest.mark.parametrize("name, why", [
     ("a" * 5000, b"at most 64 characters"),
     ("Upper", b"invalid characters"),
