@@ -28,6 +28,7 @@ class Limits:
     error_message_bytes: int = 64 * KiB  # a reducer/procedure error message as reported to callers
     open_iterators: int = 4096  # row iterators a call may keep open at once
     open_timers: int = 4096  # console timers a call may keep open at once
+    immediate_queue_bytes: int = 16 * MiB  # schedule_immediate calls (name + args) waiting to run, per database
     # server (harness.server)
     body_bytes: int = 2 * MiB  # request body of every route except publish, whatever its transfer encoding
     publish_bytes: int = 128 * MiB  # request body of publish / reset (a module)

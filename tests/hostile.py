@@ -200,10 +200,11 @@ IMPORTS = """
   (import "spacetime_10.0" "datastore_table_scan_bsatn" (func $scan (param i32 i32) (result i32)))
   (import "spacetime_10.0" "console_log" (func $log (param i32 i32 i32 i32 i32 i32 i32 i32)))
   (import "spacetime_10.0" "console_timer_start" (func $timer (param i32 i32) (result i32)))
+  (import "spacetime_10.0" "volatile_nonatomic_schedule_immediate" (func $later (param i32 i32 i32 i32)))
 """
 
 # counter {id: u32 pk, n: u64} and blob {id: u32 pk, data: string}; reducers by id:
-REDUCERS = ["insert_counter", "put_blob", "flood_error", "big_log", "timers", "leak_iters"]
+REDUCERS = ["insert_counter", "put_blob", "flood_error", "big_log", "timers", "leak_iters", "schedule_flood"]
 
 
 def _table(name: str, ty: int) -> bytes:
@@ -272,6 +273,10 @@ HOSTILE_WAT = f"""
     (if (i32.eq (local.get $id) (i32.const 5))
       (then (drop (call $table_id (i32.const 256) (i32.const 7) (i32.const 72)))
             (loop $it (drop (call $scan (i32.load (i32.const 72)) (i32.const 76))) (br $it))))
+    (if (i32.eq (local.get $id) (i32.const 6))
+      (then (loop $later  ;; queue calls of an unknown reducer with 64 KiB arguments, without end
+              (call $later (i32.const 400) (i32.const 4) (i32.const 1048576) (i32.const 65536))
+              (br $later))))
     unreachable))
 """
 

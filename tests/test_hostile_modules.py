@@ -125,7 +125,8 @@ def test_huge_log_lines_are_cut_and_log_memory_is_bounded(server, bystander, hos
     attacked(server, bystander, probe, before)
 
 
-@pytest.mark.parametrize("reducer, limit", [("timers", b"open_timers"), ("leak_iters", b"open_iterators")])
+@pytest.mark.parametrize("reducer, limit", [("timers", b"open_timers"), ("leak_iters", b"open_iterators"),
+                                            ("schedule_flood", b"immediate_queue_bytes")])
 def test_handles_opened_without_end_trap_with_530(server, bystander, hostile, reducer, limit):
     before = server.rss_mib()
     with PingProbe(server, bystander) as probe:

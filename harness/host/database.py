@@ -53,7 +53,7 @@ from .logs import LogStore
 from .migrate import MigrationError, plan
 from .module_def import ModuleDef, ModuleDefError, decode_module_def
 from .scheduler import ScheduledTable, Scheduler
-from .wasm import Instance, Limits, LinkError, Trap, compile_module, trap_text
+from .wasm import HostTrap, Instance, Limits, LinkError, Trap, compile_module, trap_text
 
 ERR_HOST_CALL_FAILURE = 1
 ZERO_CONN = bytes(16)
@@ -187,6 +187,7 @@ class Database:
         self._proc_lock = threading.Lock()  # one procedure at a time (on its own instance)
         self._jwts: dict[bytes, bytes] = {}
         self._immediate: deque[tuple[str, bytes]] = deque()
+        self._immediate_bytes = 0
         self._draining = False
         self._last_snapshot = -1
         self.module = self._compile(self.wasm)
@@ -633,7 +634,12 @@ class Database:
     # ------------------------------------------------------------------ schedule_immediate, JWTs
 
     def _queue_immediate(self, name: str, args: bytes) -> None:
+        size = _immediate_size(name, args)
+        if self._immediate_bytes + size > LIMITS.immediate_queue_bytes:
+            raise HostTrap(f"more than {LIMITS.immediate_queue_bytes} bytes of schedule_immediate calls are "
+                           "waiting to run (limit immediate_queue_bytes)")
         self._immediate.append((name, bytes(args)))
+        self._immediate_bytes += size
 
     def _drain_immediate(self) -> None:
         """Run the calls volatile_nonatomic_schedule_immediate queued, after the call that queued them (they
@@ -646,6 +652,7 @@ class Database:
                 if not self._immediate:
                     break
                 name, args = self._immediate.popleft()
+                self._immediate_bytes -= _immediate_size(name, args)
                 try:
                     rid = self.mdef.reducer(name).id
                 except KeyError:
@@ -907,6 +914,10 @@ def _cap(max_value: int | None, ty) -> int | None:
         return max_value
     hi = rng[1]
     return hi if max_value is None else min(max_value, hi)
+
+
+def _immediate_size(name: str, args: bytes) -> int:
+    return len(name) + len(args) + 64  # + the tuple and deque slot, roughly
 
 
 def _error_text(data: bytes | bytearray) -> str:
