@@ -19,7 +19,7 @@ from pathlib import Path
 
 import wasmtime as wt
 
-from tests.test_host_wat import MODULE_DEF, STRING, U32, U64, UNIT, product, s, some, vec, wat_string
+from tests.test_host_wat import STRING, U32, U64, UNIT, product, s, some, vec, wat_string
 
 PING_BOUND_S = 2.0  # generous: robustness, not speed
 
@@ -160,7 +160,7 @@ class Bystander:
     def __init__(self, server: Server):
         self.server = server
         self.token = server.token()
-        status, body = server.publish(wasm(COUNTER_WAT), "bystander", self.token)
+        status, body = server.publish(wasm(HOSTILE_WAT), "bystander", self.token)  # only its well-behaved reducers
         assert status == 200, body
         self.ids: list[int] = []
         self._lock = threading.Lock()
@@ -228,8 +228,8 @@ HOSTILE_DEF = b"\x02" + vec(
 
 _data, _describe = describe_module(HOSTILE_DEF)
 
-# Linear memory: 0..4095 scratch, 4096.. the module def, 1 MiB.. argument buffer (up to 4 MiB), 64 pages = 4 MiB
-# would be too small, so 96 pages (6 MiB).
+# Linear memory (96 pages, 6 MiB): 0..4095 scratch, 4096.. the module def, from 1 MiB the argument buffer
+# (up to 4 MiB) and the bytes the floods write.
 HOSTILE_WAT = f"""
 (module {IMPORTS}
   (memory (export "memory") 96)
@@ -280,9 +280,6 @@ HOSTILE_WAT = f"""
     unreachable))
 """
 
-COUNTER_WAT = HOSTILE_WAT  # the bystander runs the same module, calling only its well-behaved reducers
-
-
 def module_with_describe(body: str, memory_pages: int = 1, extra: str = "") -> str:
     """A module whose `__describe_module__` runs `body` (with `$sink` in scope)."""
     return f"""
@@ -300,10 +297,6 @@ DESCRIBE_FLOOD_WAT = module_with_describe("""
       (drop (call $sink_write (local.get $sink) (i32.const 1024) (i32.const 64)))
       (br $flood))""", memory_pages=2)
 DESCRIBE_LOOP_WAT = module_with_describe("(loop $spin (br $spin))")
-
-
-def valid_module_parts() -> tuple[str, str]:
-    return describe_module(MODULE_DEF)
 
 
 __all__ = ["Bystander", "PingProbe", "Server", "wasm"]

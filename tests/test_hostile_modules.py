@@ -19,7 +19,6 @@ from tests.hostile import (
     PingProbe,
     Server,
     module_with_describe,
-    valid_module_parts,
     wasm,
 )
 
@@ -89,9 +88,6 @@ def test_slow_publish_does_not_stall_other_databases(server, bystander):
     assert len(probe.latencies) > 10  # the probe really ran while describe looped
     attacked(server, bystander, probe, before)
     assert server.request("GET", "/v1/database/slowpoke")[0] == 404
-
-
-_data, _describe = valid_module_parts()
 
 
 @pytest.mark.parametrize("wat, words", [
