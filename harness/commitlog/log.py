@@ -27,8 +27,9 @@ larger record gets a segment of its own). On rollover the old segment is fsynced
 directory entry are fsynced (unless ``"none"``), so a barrier only ever needs to fsync the active segment.
 
 Recovery (``open``) validates every record (checksum, consecutive offsets, contiguous segments). At the
-first bad byte it looks for any valid record after it: if there is none the damage is a torn tail (a
-write cut short by a crash, which was never acknowledged) and it is truncated away with a warning
+first bad byte it looks for any valid record after it: if there is none the damage is a torn tail (usually
+a write cut short by a crash; it cannot tell whether the lost records were acknowledged, and the warning
+says so) and it is truncated away with a warning
 (``recovery_warnings`` and the ``logging`` module); if valid records follow, the damage is in the middle
 of acknowledged data and ``CommitLogCorrupted`` (file, byte offset) is raised instead of dropping data.
 Caveat: after a power loss, a filesystem may persist later pages of an unfsynced batch but not earlier
@@ -209,8 +210,10 @@ class CommitLog:
             if q is not None:
                 raise CommitLogCorrupted(path, pos, f"{problem}; valid records follow in {later.name}")
         self._warn(
-            f"{path}: torn tail at byte {pos} ({problem}); truncating {len(data) - pos} bytes "
-            f"that were never acknowledged (log ends before tx {expected})"
+            f"{path}: torn tail at byte {pos} ({problem}); truncating {len(data) - pos} bytes that hold no "
+            f"complete valid record (the log now ends before tx {expected}). This is usually a write cut short "
+            f"by a crash, but it may also be damage to the last records; if tx {expected} or later was "
+            f"reported committed, it is lost"
         )
         if pos < HEADER_SIZE:
             self._rewrite_empty(path, segs[i][0])

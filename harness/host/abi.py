@@ -22,6 +22,7 @@ from harness.datastore import (
     Tx,
     WrongIndexAlgo,
 )
+from harness.limits import LIMITS
 from module_sdk.sats import BsatnError, encoder, exact_decoder
 
 from .wasm import HostTrap
@@ -180,6 +181,8 @@ class AbiEnv:
         self.read_only = self.in_procedure = False
         self.sources.clear()
         self.sinks.clear()
+        self.iters.clear()  # an iterator over a finished transaction is useless; leaked ones must not pile up
+        self.timers.clear()
         self.next_source = self.next_sink = 1
 
     def new_sink(self) -> int:
@@ -330,6 +333,9 @@ class AbiEnv:
         if cur:
             chunks.append(b"".join(cur))
         chunks.reverse()  # pop() from the end
+        if len(self.iters) >= LIMITS.open_iterators:
+            raise HostTrap(f"the module keeps more than {LIMITS.open_iterators} row iterators open "
+                           "(limit open_iterators)")
         iid = self.next_iter
         self.next_iter += 1
         self.iters[iid] = chunks
@@ -481,7 +487,11 @@ class AbiEnv:
         sink = self.sinks.get(p[0])
         if sink is None:
             return ERR_NO_SUCH_BYTES
-        sink += self.view(p[4], self.get_u32(p[8]))
+        n = self.get_u32(p[8])
+        if len(sink) + n > LIMITS.sink_bytes:  # a module writing without end must not exhaust the host
+            raise HostTrap(f"the module wrote more than {LIMITS.sink_bytes} bytes to one output sink "
+                           "(limit sink_bytes)")
+        sink += self.view(p[4], n)
         return 0
 
     def _source_read(self, p) -> int:
@@ -515,13 +525,15 @@ class AbiEnv:
         try:
             mv = self.mv if len(self.mv) else self.inst.refresh_memory()
 
-            def s(ptr, n):
+            def s(ptr, n, cap=1024):
                 if not ptr:
                     return None
-                return bytes(self.view(ptr, n)).decode("utf-8", "replace")
+                text = bytes(self.view(ptr, min(n, cap))).decode("utf-8", "replace")
+                return text if n <= cap else f"{text}... [{n - cap} more bytes cut: limit log_line_bytes]"
 
             rec = LogRecord(p[0] & 0xFF if p[0] & 0xFF in (0, 1, 2, 3, 4, 101) else 3, s(p[4], p[8]),
-                            s(p[12], p[16]), None if p[20] == 0xFFFFFFFF else p[20], s(p[24], p[28]) or "",
+                            s(p[12], p[16]), None if p[20] == 0xFFFFFFFF else p[20],
+                            s(p[24], p[28], LIMITS.log_line_bytes) or "",
                             int(time.time() * 1e6), self.function)
             del mv
         except HostTrap:
@@ -529,7 +541,9 @@ class AbiEnv:
         self.on_log(rec)
 
     def _timer_start(self, p) -> None:
-        name = bytes(self.view(p[0], p[4])).decode("utf-8", "replace")
+        name = bytes(self.view(p[0], min(p[4], 1024))).decode("utf-8", "replace")
+        if len(self.timers) >= LIMITS.open_timers:
+            raise HostTrap(f"the module keeps more than {LIMITS.open_timers} console timers open (limit open_timers)")
         tid = self.next_timer
         self.next_timer += 1
         self.timers[tid] = (name, time.perf_counter())

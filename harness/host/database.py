@@ -28,9 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
+import wasmtime
 
 from harness.commitlog import CommitLog, TxRecord
 from harness.datastore import Datastore, IndexAlgo, IndexSchema, SequenceSchema, TableSchema, Tx, TxData
+from harness.limits import LIMITS
 from module_sdk.sats import (
     ArrayType,
     ConnectionId,
@@ -51,7 +53,7 @@ from .logs import LogStore
 from .migrate import MigrationError, plan
 from .module_def import ModuleDef, ModuleDefError, decode_module_def
 from .scheduler import ScheduledTable, Scheduler
-from .wasm import Instance, Limits, LinkError, Trap, compile_module
+from .wasm import HostTrap, Instance, Limits, LinkError, Trap, compile_module, trap_text
 
 ERR_HOST_CALL_FAILURE = 1
 ZERO_CONN = bytes(16)
@@ -148,7 +150,6 @@ class DatabaseInfo:
     extra: dict = field(default_factory=dict)
 
 
-DEFAULT_LIMITS = Limits()
 
 
 @dataclass
@@ -165,14 +166,14 @@ class _Catalog:
 
 class Database:
     def __init__(self, wasm: bytes, *, identity: Identity, owner: Identity, data_dir: str | Path | None = None,
-                 limits: Limits = DEFAULT_LIMITS, durability: str = "every",
+                 limits: Limits | None = None, durability: str = "every",
                  on_log: Callable[[LogRecord], None] | None = None, snapshot_every: int | None = 10_000,
                  outbound_http: str = "loopback"):
         if outbound_http not in http_out.POLICIES:
             raise ValueError(f"outbound_http must be one of {http_out.POLICIES}")
         self.identity = identity
         self.owner = owner
-        self.limits = limits
+        self.limits = limits or Limits(timeout_s=LIMITS.call_timeout_ms / 1000, memory_bytes=LIMITS.wasm_memory_bytes)
         self.wasm = bytes(wasm)
         self.module_hash = _hash(self.wasm)
         self.data_dir = Path(data_dir) if data_dir else None
@@ -187,6 +188,7 @@ class Database:
         self._proc_lock = threading.Lock()  # one procedure at a time (on its own instance)
         self._jwts: dict[bytes, bytes] = {}
         self._immediate: deque[tuple[str, bytes]] = deque()
+        self._immediate_bytes = 0
         self._draining = False
         self._last_snapshot = -1
         self.module = self._compile(self.wasm)
@@ -323,6 +325,11 @@ class Database:
             inst = Instance(module, env.imports(), self.limits)
         except LinkError as e:
             raise ModuleLoadError(f"{e}: SpacetimeDB modules may import only spacetime_10.0..10.5 functions") from None
+        except (wasmtime.WasmtimeError, wasmtime.Trap) as e:  # memory minimum over the cap, start function trapped
+            what = trap_text(str(e))
+            if "interrupt" in str(e).lower():
+                what = f"its start function exceeded the time limit of {self.limits.timeout_s:g} s ({what})"
+            raise ModuleLoadError(f"the module could not be instantiated: {what}") from None
         env.inst = inst
         env.mv = inst.refresh_memory()
         names = [e.name for e in module.exports]
@@ -340,7 +347,7 @@ class Database:
             if "__setup__" in names:
                 sink = env.new_sink()
                 if inst.export("__setup__")(sink):
-                    raise ModuleLoadError(f"__setup__ failed: {env.sinks[sink].decode('utf-8', 'replace')}")
+                    raise ModuleLoadError(f"__setup__ failed: {_error_text(env.sinks[sink])}")
             sink = env.new_sink()
             inst.export("__describe_module__")(sink)
             raw = bytes(env.sinks[sink])
@@ -573,7 +580,7 @@ class Database:
             tx.rollback()
             env.end_call()
             return "trapped", _trap_message(e), e
-        message = bytes(env.sinks.get(err_sink, b"")).decode("utf-8", "replace")
+        message = _error_text(env.sinks.get(err_sink, b""))
         env.end_call()
         if rc != 0:
             tx.rollback()
@@ -641,7 +648,12 @@ class Database:
     # ------------------------------------------------------------------ schedule_immediate, JWTs
 
     def _queue_immediate(self, name: str, args: bytes) -> None:
+        size = _immediate_size(name, args)
+        if self._immediate_bytes + size > LIMITS.immediate_queue_bytes:
+            raise HostTrap(f"more than {LIMITS.immediate_queue_bytes} bytes of schedule_immediate calls are "
+                           "waiting to run (limit immediate_queue_bytes)")
         self._immediate.append((name, bytes(args)))
+        self._immediate_bytes += size
 
     def _drain_immediate(self) -> None:
         """Run the calls volatile_nonatomic_schedule_immediate queued, after the call that queued them (they
@@ -654,6 +666,7 @@ class Database:
                 if not self._immediate:
                     break
                 name, args = self._immediate.popleft()
+                self._immediate_bytes -= _immediate_size(name, args)
                 try:
                     rid = self.mdef.reducer(name).id
                 except KeyError:
@@ -779,7 +792,7 @@ class Database:
                 data = bytes(env.sinks.get(sink, b""))
                 env.end_call()
         if rc == 1:
-            return ViewOutcome(vdef.name, "failed", error=data.decode("utf-8", "replace"))
+            return ViewOutcome(vdef.name, "failed", error=_error_text(data))
         if rc not in (0, 2):
             return ViewOutcome(vdef.name, "failed", error=f"view returned unknown code {rc}")
         try:
@@ -919,6 +932,17 @@ def _cap(max_value: int | None, ty) -> int | None:
         return max_value
     hi = rng[1]
     return hi if max_value is None else min(max_value, hi)
+
+
+def _immediate_size(name: str, args: bytes) -> int:
+    return len(name) + len(args) + 64  # + the tuple and deque slot, roughly
+
+
+def _error_text(data: bytes | bytearray) -> str:
+    """A module's error message, cut to `error_message_bytes` so callers and logs never carry megabytes."""
+    cap = LIMITS.error_message_bytes
+    text = bytes(data[:cap]).decode("utf-8", "replace")
+    return text if len(data) <= cap else f"{text}... [{len(data) - cap} more bytes cut: limit error_message_bytes]"
 
 
 def _trap_message(e: Trap) -> str:

@@ -286,7 +286,22 @@ class Instance:
             kind = "memory"
         else:
             kind = "trap"
-        raise Trap(msg.splitlines()[0] if msg else "wasm trap", kind)
+        text = trap_text(msg)
+        if kind == "timeout":
+            text = f"the call exceeded its time limit of {self.limits.timeout_s:g} s ({text})"
+        raise Trap(text, kind)
+
+
+def trap_text(msg: str) -> str:
+    """The line of a wasmtime error that says what happened: its `Caused by:` line when there is one (the first
+    line is then just "error while executing at wasm backtrace:"), else the first line."""
+    lines = [line.strip() for line in str(msg).splitlines() if line.strip()]
+    if not lines:
+        return "wasm trap"
+    for i, line in enumerate(lines):
+        if line.startswith("Caused by:") and i + 1 < len(lines):
+            return lines[i + 1].lstrip("0123456789: ")
+    return lines[0]
 
 
 class LinkError(Exception):
@@ -294,4 +309,4 @@ class LinkError(Exception):
 
 
 __all__ = ["DEFAULT_FUEL", "MAX_WASM_STACK", "HostTrap", "Instance", "Limits", "LinkError", "Trap", "compile_module",
-           "engine"]
+           "engine", "trap_text"]

@@ -18,14 +18,14 @@ from pathlib import Path
 
 from aiohttp import web
 
+from harness.limits import LIMITS
+
 from .auth import KeyPair, TokenAuthority
 from .http import AUTH, AUTHORITY_KEY, REGISTRY_KEY, STOPPING_KEY, middleware, on_response_prepare, setup_routes
 from .http import subscribe_unavailable as _subscribe_unavailable
 from .registry import Registry
 
 log = logging.getLogger("spacetime-py.server")
-
-MAX_PUBLISH_BYTES = 1 << 30
 
 
 def default_data_dir() -> Path:
@@ -40,7 +40,7 @@ def create_app(data_dir: str | Path | None = None, *, durability: str = "every",
     authority = TokenAuthority(KeyPair.load_or_create(data_dir))
     registry = Registry(data_dir, mint_identity=lambda: authority.mint().identity, durability=durability,
                         start_schedulers=start_schedulers)
-    app = web.Application(middlewares=[middleware], client_max_size=MAX_PUBLISH_BYTES)
+    app = web.Application(middlewares=[middleware], client_max_size=LIMITS.publish_bytes)
     app[REGISTRY_KEY] = registry
     app[AUTHORITY_KEY] = authority
     app[STOPPING_KEY] = asyncio.Event()

@@ -99,10 +99,21 @@ def _http_call(fn, *args, **kw):
 @click.option("-l", "--listen-addr", default="127.0.0.1:3000", show_default=True, help="HOST:PORT to listen on.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Where databases, logs and the server key live (default ~/.local/share/spacetime-py).")
-def start(listen_addr: str, data_dir: Path | None) -> None:
+@click.option("--limit", "limits", multiple=True, metavar="NAME=VALUE",
+              help="Change a limit, e.g. --limit body_bytes=4m (repeatable; see docs/limits.md).")
+def start(listen_addr: str, data_dir: Path | None, limits: tuple[str, ...]) -> None:
     """Run a SpacetimeDB-compatible server (HTTP API + WebSocket) until Ctrl-C."""
+    from harness.limits import set_limit
     from harness.server.app import serve
 
+    for item in limits:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError(f"expected NAME=VALUE, got {item!r}")
+            set_limit(name, value)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--limit") from None
     host, port = _split_addr(listen_addr)
     serve(data_dir, host, port)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from aiohttp import web
 from blake3 import blake3
 
+from harness.limits import LIMITS
 from module_sdk.sats import ConnectionId, Identity, decode, encode
 from module_sdk.sats.satsjson import SatsJsonError, product_type_to_json, type_to_json, value_from_json, value_to_json
 
@@ -26,13 +28,15 @@ from .auth import AuthError, Claims, TokenAuthority, payload_text, token_from_he
 from .registry import DatabaseEntry, Registry, RegistryError, parse_identity
 from .schema import schema_json
 
+log = logging.getLogger("spacetime-py.server")
+
 REGISTRY_KEY = web.AppKey("spacetime_registry", Registry)
 AUTHORITY_KEY = web.AppKey("spacetime_authority", TokenAuthority)
 STOPPING_KEY = web.AppKey("spacetime_stopping", asyncio.Event)
 # request[AUTH]: the caller's Claims on /v1/database routes (minted if anonymous)
 AUTH = web.RequestKey("spacetime_auth", Claims) if hasattr(web, "RequestKey") else "spacetime_auth"
 
-MAX_BODY = 2 * 1024 * 1024  # upstream's default request body limit (publish routes have none)
+READ_CHUNK = 64 * 1024
 VERSION = "2.8.3"
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -80,6 +84,25 @@ def _flag(request: web.Request, name: str, default: bool = False) -> bool:
     raise web.HTTPBadRequest(text=f"invalid value for `{name}`: {v!r} (expected true or false)")
 
 
+class BodyTooLarge(Exception):
+    def __init__(self, limit: int, name: str):
+        super().__init__(f"request body larger than {limit} bytes (limit {name})")
+
+
+async def read_body(request: web.Request, *, publish: bool = False) -> bytes:
+    """The request body, read in bounded chunks whatever its transfer encoding (a chunked body has no
+    Content-Length to check up front): more than `body_bytes` (`publish_bytes` for a module) is a 413."""
+    limit, name = (LIMITS.publish_bytes, "publish_bytes") if publish else (LIMITS.body_bytes, "body_bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge(limit, name)
+    buf = bytearray()
+    async for chunk in request.content.iter_chunked(READ_CHUNK):
+        if len(buf) + len(chunk) > limit:
+            raise BodyTooLarge(limit, name)
+        buf += chunk
+    return bytes(buf)
+
+
 def _lookup(request: web.Request) -> DatabaseEntry:
     return _registry(request).lookup(request.match_info["name_or_identity"])
 
@@ -96,10 +119,18 @@ def _needs_database_auth(request: web.Request) -> bool:
     return not (len(parts) >= 5 and parts[4] in ("route", "subscribe"))
 
 
+def _has_dot_segment(raw_path: str) -> bool:
+    """`/v1/database/a/../b` must not quietly become database `b` (the URL parser folds dot segments)."""
+    path = raw_path.split("?", 1)[0].split("#", 1)[0]
+    return any(seg.lower().replace("%2e", ".") in (".", "..") for seg in path.split("/"))
+
+
 @web.middleware
 async def middleware(request: web.Request, handler):
     if request.method == "OPTIONS" and request.path.startswith("/v1"):
         return web.Response(status=200, headers=CORS_HEADERS)
+    if _has_dot_segment(request.raw_path):
+        return text_response("invalid path: `.` and `..` segments are not allowed", 400)
     try:
         if _needs_database_auth(request):
             authority = request.app[AUTHORITY_KEY]
@@ -112,6 +143,13 @@ async def middleware(request: web.Request, handler):
         if isinstance(e.body, str):
             return text_response(e.body, e.status)
         return json_response(e.body, e.status)
+    except BodyTooLarge as e:
+        return text_response(str(e), 413)
+    except web.HTTPException:
+        raise
+    except Exception as e:  # a bug, not the caller's fault: log it, answer without a traceback
+        log.exception("%s %s failed", request.method, request.path)
+        return text_response(f"internal error: {type(e).__name__}: {e}"[:1000], 500)
 
 
 async def on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
@@ -192,7 +230,7 @@ async def publish(request: web.Request) -> web.Response:
     if host_type not in ("Wasm", "Js"):
         return text_response(f"invalid host_type {host_type!r}: expected Wasm or Js", 400)
     clear = _flag(request, "clear")
-    wasm = await request.read()
+    wasm = await read_body(request, publish=True)
     caller = _caller(request).identity
     result = await asyncio.to_thread(_registry(request).publish, wasm, caller, name, clear=clear,
                                      host_type=host_type)
@@ -220,7 +258,7 @@ async def delete_database(request: web.Request) -> web.Response:
 
 async def reset_database(request: web.Request) -> web.Response:
     entry = _lookup(request)
-    body = await request.read()
+    body = await read_body(request, publish=True)
     await asyncio.to_thread(_registry(request).reset, entry, _caller(request).identity, body or None)
     return web.Response(status=200)
 
@@ -259,7 +297,7 @@ async def get_identity(request: web.Request) -> web.Response:
 
 async def add_name(request: web.Request) -> web.Response:
     entry = _lookup(request)
-    name = (await request.text()).strip()
+    name = (await read_body(request)).decode("utf-8", "replace").strip()
     status, body = _registry(request).add_name(entry, _caller(request).identity, name)
     return json_response(body, status)
 
@@ -272,10 +310,10 @@ async def set_names(request: web.Request) -> web.Response:
             return json_response("DatabaseNotFound", 404)
         raise
     try:
-        names = json.loads(await request.text())
+        names = json.loads(await read_body(request))
         if not isinstance(names, list):
             raise ValueError("expected a JSON array of names")
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         return json_response({"OtherError": f"invalid body: {e}"}, 400)
     status, body = _registry(request).set_names(entry, _caller(request).identity, names)
     return json_response(body, status)
@@ -297,9 +335,7 @@ async def call(request: web.Request) -> web.Response:
         return text_response("Missing `Content-Type: application/json` header", 400)
     if ctype.split(";")[0].strip().lower() != "application/json":
         return text_response(f"Expected request with `Content-Type: application/json`, got {ctype!r}", 415)
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        return text_response("request body too large", 413)
-    body = await request.read()
+    body = await read_body(request)
     entry = _lookup(request)
     db = entry.database()
     claims = _caller(request)
@@ -344,15 +380,21 @@ async def call(request: web.Request) -> web.Response:
 
 
 def _decode_args(body: bytes, params, typespace) -> bytes:
-    text = body.decode("utf-8") if body.strip() else "[]"
     try:
+        text = body.decode("utf-8") if body.strip() else "[]"
         obj = json.loads(text)
+        if not isinstance(obj, (list, dict)):
+            obj = [obj] if len(params.elements) == 1 else obj
+        value = value_from_json(params, obj, typespace)
+        return encode(params, value, typespace)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"the body is not UTF-8: {e}") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"the body is not JSON: {e}") from None
-    if not isinstance(obj, (list, dict)):
-        obj = [obj] if len(params.elements) == 1 else obj
-    value = value_from_json(params, obj, typespace)
-    return encode(params, value, typespace)
+    except RecursionError:
+        raise ValueError("the arguments are nested too deeply") from None
+    except (TypeError, OverflowError, KeyError, IndexError) as e:  # a JSON shape the type does not fit
+        raise ValueError(f"{type(e).__name__}: {e}") from None
 
 
 async def _call_procedure(request, db, proc, body: bytes, caller: Identity,
@@ -411,9 +453,7 @@ async def sql(request: web.Request) -> web.Response:
         from harness.sql import execute
     except ImportError:
         return text_response("SQL is not available in this build of the host", 501)
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        return text_response("request body too large", 413)
-    text = (await request.read()).decode("utf-8", "replace")
+    text = (await read_body(request)).decode("utf-8", "replace")
     _flag(request, "confirmed", True)  # every commit is durable before it is visible here
     entry = _lookup(request)
     db = entry.database()
@@ -440,19 +480,41 @@ async def sql(request: web.Request) -> web.Response:
         raise
     except Exception as e:  # SqlError and anything the statement hit: 400 with the message
         return text_response(str(e) or type(e).__name__, 400)
-    ts = db.mdef.typespace
-    out = []
+    try:
+        body = _sql_body(results, db.mdef.typespace, text, duration)
+    except BodyTooLarge:
+        return text_response(f"the result is larger than {LIMITS.sql_result_bytes} bytes (limit sql_result_bytes): "
+                             "select fewer rows or columns, or add a LIMIT", 400)
+    resp = web.Response(body=body, status=200, headers=_timing_headers(duration, energy=False))
+    resp.content_type = "application/json"
+    return resp
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def _sql_body(results, ts, text: str, duration: float) -> bytes:
+    """The JSON array of statement results, rendered row by row so its size is known (and capped) as it grows."""
+    limit = LIMITS.sql_result_bytes
+    size = 0
+    parts: list[str] = []
     for r in results:
-        out.append({
-            "schema": {"elements": [{"name": {"some": n}, "algebraic_type": type_to_json(t)} for n, t in r.columns]},
-            "rows": [[value_to_json(t, v, ts) for (_, t), v in zip(r.columns, row)] for row in r.rows],
-            "total_duration_micros": int(getattr(r, "duration_us", duration)),
-            "stats": dict(getattr(r, "stats", None) or _stats(text, r.affected)),
-        })
-    if not out:
-        out = [{"schema": {"elements": []}, "rows": [], "total_duration_micros": int(duration),
-                "stats": _stats(text, None)}]
-    return json_response(out, 200, _timing_headers(duration, energy=False))
+        rows: list[str] = []
+        for row in r.rows:
+            item = _dumps([value_to_json(t, v, ts) for (_, t), v in zip(r.columns, row)])
+            size += len(item) + 1
+            if size > limit:
+                raise BodyTooLarge(limit, "sql_result_bytes")
+            rows.append(item)
+        schema = {"elements": [{"name": {"some": n}, "algebraic_type": type_to_json(t)} for n, t in r.columns]}
+        stats = dict(getattr(r, "stats", None) or _stats(text, r.affected))
+        parts.append(f'{{"schema":{_dumps(schema)},"rows":[{",".join(rows)}],'
+                     f'"total_duration_micros":{int(getattr(r, "duration_us", duration))},"stats":{_dumps(stats)}}}')
+    if not parts:
+        parts.append(_dumps({"schema": {"elements": []}, "rows": [], "total_duration_micros": int(duration),
+                             "stats": _stats(text, None)}))
+    return f"[{','.join(parts)}]".encode()
 
 
 # ------------------------------------------------------------------------------------ schema, logs
@@ -484,9 +546,22 @@ async def logs(request: web.Request) -> web.StreamResponse:
         return resp
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[str | None] = asyncio.Queue()
+    queued = [0]  # bytes waiting for this follower; beyond log_follow_bytes it is dropped (it is not reading)
+
+    def enqueue(line: str) -> None:
+        if queued[0] < 0:
+            return
+        queued[0] += len(line)
+        if queued[0] > LIMITS.log_follow_bytes:
+            queued[0] = -1
+            while not queue.empty():
+                queue.get_nowait()
+            queue.put_nowait(None)
+            return
+        queue.put_nowait(line)
 
     def on_line(line: str) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, line)
+        loop.call_soon_threadsafe(enqueue, line)
 
     resp = web.StreamResponse(headers=headers)
     resp.content_type = "application/x-ndjson"
@@ -507,6 +582,11 @@ async def logs(request: web.Request) -> web.StreamResponse:
                 if registry.get(entry.identity) is not entry:  # deleted
                     break
                 continue
+            if line is None:
+                log.warning("dropped a `logs?follow` reader of %s that fell behind by more than %d bytes",
+                            entry.hex[:16], LIMITS.log_follow_bytes)
+                break
+            queued[0] = max(0, queued[0] - len(line))
             await resp.write(line.encode() + b"\n")
     except (ConnectionResetError, asyncio.CancelledError):
         pass

@@ -18,12 +18,15 @@ import re
 import shutil
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import host
 from harness.host import Database, LogRecord, ModuleLoadError
+from harness.limits import LIMITS
 from module_sdk.build.validate import InvalidModule, validate_module
 from module_sdk.sats import Identity
 
@@ -49,10 +52,31 @@ def parse_identity(s: str) -> Identity | None:
     return Identity.from_hex(s) if IDENTITY_RE.match(s) else None
 
 
-def check_name(name: str) -> None:
+MAX_NAME_CHARS = 64  # upstream's limit on one domain-name segment (MAX_CHARS_PART)
+
+
+def name_error(name: str) -> str | None:
+    """Why `name` is not a database name (upstream's DatabaseName rules: `^[a-z0-9]+(-[a-z0-9]+)*$`, not an
+    identity, at most 64 characters), or None when it is one."""
+    if not name:
+        return "database names cannot be empty"
+    if IDENTITY_RE.match(name):
+        return "database names cannot be identities"
+    if len(name) > MAX_NAME_CHARS:
+        return f"database names must be at most {MAX_NAME_CHARS} characters"
     if not NAME_RE.match(name):
-        raise RegistryError(400, f"`{name}` is not a valid database name: use lowercase letters, digits and "
-                                 "single hyphens, starting with a letter or digit and not ending with a hyphen")
+        if "-" in name and NAME_RE.match(name.replace("-", "a")):
+            return "invalid hyphen in database name"
+        return "invalid characters in database name"
+    return None
+
+
+def check_name(name: str) -> None:
+    err = name_error(name)
+    if err is not None:
+        shown = name if len(name) <= MAX_NAME_CHARS else name[:MAX_NAME_CHARS] + "..."
+        raise RegistryError(400, f"`{shown}` is not a valid database name: {err} (use lowercase letters, digits "
+                                 "and single hyphens, starting and ending with a letter or digit)")
 
 
 class LogStore:
@@ -60,11 +84,13 @@ class LogStore:
 
     def __init__(self, path: Path):
         self.path = path
-        self.lines: list[str] = []
+        self.lines: deque[str] = deque()
+        self._bytes = 0  # UTF-8 size of self.lines, kept under LIMITS.log_memory_bytes
         self._listeners: list[Callable[[str], None]] = []
         self._lock = threading.Lock()
         if path.is_file():
-            self.lines = path.read_text("utf-8", "replace").splitlines()[-MAX_LOG_LINES_IN_MEMORY:]
+            for line in _tail_lines(path, LIMITS.log_memory_bytes):
+                self._keep(line)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
@@ -86,11 +112,16 @@ class LogStore:
                                 "filename": SYSTEM, "function": SYSTEM, "message": message},
                                ensure_ascii=False, separators=(",", ":")))
 
+    def _keep(self, line: str) -> None:
+        """Remember `line` in memory, forgetting the oldest lines beyond the line and byte budgets."""
+        self.lines.append(line)
+        self._bytes += len(line) + 1
+        while self.lines and (len(self.lines) > MAX_LOG_LINES_IN_MEMORY or self._bytes > LIMITS.log_memory_bytes):
+            self._bytes -= len(self.lines.popleft()) + 1
+
     def append(self, line: str) -> None:
         with self._lock:
-            self.lines.append(line)
-            if len(self.lines) > MAX_LOG_LINES_IN_MEMORY:
-                del self.lines[: len(self.lines) - MAX_LOG_LINES_IN_MEMORY]
+            self._keep(line)
             if not self._file.closed:
                 self._file.write(line + "\n")
                 self._file.flush()
@@ -103,13 +134,15 @@ class LogStore:
 
     def tail(self, n: int | None) -> list[str]:
         with self._lock:
-            return list(self.lines if n is None else self.lines[-n:] if n > 0 else [])
+            lines = list(self.lines)
+        return lines if n is None else lines[-n:] if n > 0 else []
 
     def listen(self, fn: Callable[[str], None], tail: int | None = None) -> list[str]:
         """Register `fn` for new lines; returns the last `tail` lines atomically with the registration."""
         with self._lock:
             self._listeners.append(fn)
-            return list(self.lines if tail is None else self.lines[-tail:] if tail > 0 else [])
+            lines = list(self.lines)
+            return lines if tail is None else lines[-tail:] if tail > 0 else []
 
     def unlisten(self, fn: Callable[[str], None]) -> None:
         with self._lock:
@@ -132,6 +165,8 @@ class DatabaseEntry:
     db: Database | None = None
     error: str | None = None  # set when the database failed to load at startup
     extra: dict = field(default_factory=dict)
+    # held while this database is updated, reset or deleted (never by lookups, never on the event loop)
+    op_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def hex(self) -> str:
@@ -164,7 +199,8 @@ class Registry:
         self.start_schedulers = start_schedulers
         self.entries: dict[str, DatabaseEntry] = {}  # identity hex -> entry
         self.names: dict[str, str] = {}  # name -> identity hex
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the maps and registry.json only: held briefly, never around module code
+        self._key_locks: dict[str, list] = {}  # name/identity being published -> [Lock, holders]
         self._listeners: list[Callable[[str, DatabaseEntry], None]] = []
         self._closed = False
         self._load()
@@ -242,7 +278,8 @@ class Registry:
         return entry
 
     def get(self, identity: Identity) -> DatabaseEntry | None:
-        return self.entries.get(identity.to_hex())
+        with self._lock:
+            return self.entries.get(identity.to_hex())
 
     def databases_of(self, owner: Identity) -> list[Identity]:
         with self._lock:
@@ -252,60 +289,94 @@ class Registry:
 
     def publish(self, wasm: bytes, caller: Identity, name_or_identity: str | None = None, *,
                 clear: bool = False, host_type: str = "Wasm") -> PublishResult:
+        """Create or update a database.  Compiling, describing and migrating happen under a lock of the name
+        (or identity) being published and of the database being changed, never under the registry's map lock,
+        so lookups of every database stay instant while a slow or hostile module is published."""
         if host_type != "Wasm":
             raise RegistryError(400, f"host_type {host_type} is not supported by this host (only Wasm)")
         check_module_bytes(wasm)
+        if name_or_identity is None:
+            if clear:
+                raise RegistryError(400, "`clear` requires a database name or identity")
+            return self._create(wasm, caller, self.mint_identity(), None)
         name = None
-        with self._lock:
-            if name_or_identity is None:
-                if clear:
-                    raise RegistryError(400, "`clear` requires a database name or identity")
-                return self._create(wasm, caller, self.mint_identity(), None)
-            identity = parse_identity(name_or_identity)
-            if identity is None:
-                check_name(name_or_identity)
-                name = name_or_identity
-                h = self.names.get(name)
-                identity = Identity.from_hex(h) if h else None
-            entry = self.get(identity) if identity is not None else None
+        identity = parse_identity(name_or_identity)
+        if identity is None:
+            check_name(name_or_identity)
+            name = name_or_identity
+        with self._key_lock(name or identity.to_hex()):
+            with self._lock:
+                if name is not None:
+                    h = self.names.get(name)
+                    identity = Identity.from_hex(h) if h else None
+                entry = self.get(identity) if identity is not None else None
             if entry is None:
                 return self._create(wasm, caller, identity or self.mint_identity(), name)
-            if entry.owner != caller:
-                if name is not None:
-                    raise RegistryError(401, {"PermissionDenied": {"name": name}})
-                raise RegistryError(403, f"Identity {caller.to_hex()} is not authorized to update database "
-                                         f"{entry.hex}")
-            if clear:
-                self._reset(entry, wasm)
-            else:
-                self._update(entry, wasm)
+            with entry.op_lock:
+                if entry.owner != caller:
+                    if name is not None:
+                        raise RegistryError(401, {"PermissionDenied": {"name": name}})
+                    raise RegistryError(403, f"Identity {caller.to_hex()} is not authorized to update database "
+                                             f"{entry.hex}")
+                if self.get(entry.identity) is not entry:
+                    raise RegistryError(409, "the database was deleted while this publish was waiting")
+                if clear:
+                    self._reset(entry, wasm)
+                else:
+                    self._update(entry, wasm)
             return PublishResult(entry.identity, name, "updated")
+
+    @contextmanager
+    def _key_lock(self, key: str):
+        """A lock per name/identity being published, dropped once nobody holds or waits for it."""
+        with self._lock:
+            slot = self._key_locks.setdefault(key, [threading.Lock(), 0])
+            slot[1] += 1
+        try:
+            with slot[0]:
+                yield
+        finally:
+            with self._lock:
+                slot[1] -= 1
+                if slot[1] == 0:
+                    self._key_locks.pop(key, None)
 
     def _create(self, wasm: bytes, owner: Identity, identity: Identity, name: str | None) -> PublishResult:
         h = identity.to_hex()
         d = self.db_dir(identity)
         shutil.rmtree(d, ignore_errors=True)
-        logs = LogStore(self.data_dir / "logs" / f"{h}.ndjson")
+        log_path = self.data_dir / "logs" / f"{h}.ndjson"
+        logs = LogStore(log_path)
+
+        def discard() -> None:
+            logs.close()
+            shutil.rmtree(d, ignore_errors=True)
+            log_path.unlink(missing_ok=True)
+
         try:
             db = Database.create(wasm, owner=owner, identity=identity, data_dir=d, on_log=logs.record,
                                  durability=self.durability)
         except ModuleLoadError as e:
-            logs.close()
-            shutil.rmtree(d, ignore_errors=True)
-            (self.data_dir / "logs" / f"{h}.ndjson").unlink(missing_ok=True)
+            discard()
             raise RegistryError(400, f"Failed to create or update the database: {e}") from None
-        except Exception:
-            logs.close()
-            shutil.rmtree(d, ignore_errors=True)
+        except BaseException:
+            discard()
             raise
+        entry = DatabaseEntry(identity, owner, [name] if name else [], logs, int(time.time() * 1e6), db=db)
+        with self._lock:
+            taken = h in self.entries or (name is not None and name in self.names)
+            if not taken:
+                self.entries[h] = entry
+                if name:
+                    self.names[name] = h
+                self._save()
+        if taken:  # another request claimed the name or identity meanwhile (e.g. POST /names)
+            db.close()
+            discard()
+            raise RegistryError(409, f"`{name or h}` was claimed by another database while this one was created")
         logs.system(f"Database {h} created")
         if self.start_schedulers:
             db.start_scheduler()
-        entry = DatabaseEntry(identity, owner, [name] if name else [], logs, int(time.time() * 1e6), db=db)
-        self.entries[h] = entry
-        if name:
-            self.names[name] = h
-        self._save()
         self._emit("created", entry)
         return PublishResult(identity, name, "created")
 
@@ -369,10 +440,12 @@ class Registry:
         self._emit("replaced", entry)
 
     def reset(self, entry: DatabaseEntry, caller: Identity, wasm: bytes | None = None) -> None:
-        with self._lock:
-            self._require_owner(entry, caller, "reset")
-            if wasm is not None:
-                check_module_bytes(wasm)
+        self._require_owner(entry, caller, "reset")
+        if wasm is not None:
+            check_module_bytes(wasm)
+        with entry.op_lock:
+            if self.get(entry.identity) is not entry:
+                raise RegistryError(404, "No such database.")
             self._reset(entry, wasm if wasm is not None else entry.database().wasm)
 
     # ------------------------------------------------------------------ delete, names, lock
@@ -382,20 +455,23 @@ class Registry:
             raise RegistryError(403, f"Identity {caller.to_hex()} is not authorized to {what} database {entry.hex}")
 
     def delete(self, entry: DatabaseEntry, caller: Identity) -> None:
-        with self._lock:
-            self._require_owner(entry, caller, "delete")
-            if entry.locked:
-                raise RegistryError(403, "Database is locked: unlock it before deleting it")
-            self.entries.pop(entry.hex, None)
-            for n in entry.names:
-                self.names.pop(n, None)
-            self._save()
-        if entry.db is not None:
-            entry.db.close()
-            entry.db = None
-        entry.logs.close()
-        shutil.rmtree(self.db_dir(entry.identity), ignore_errors=True)
-        (self.data_dir / "logs" / f"{entry.hex}.ndjson").unlink(missing_ok=True)
+        self._require_owner(entry, caller, "delete")
+        with entry.op_lock:
+            with self._lock:
+                if entry.locked:
+                    raise RegistryError(403, "Database is locked: unlock it before deleting it")
+                if self.entries.get(entry.hex) is not entry:
+                    return  # deleted meanwhile
+                self.entries.pop(entry.hex, None)
+                for n in entry.names:
+                    self.names.pop(n, None)
+                self._save()
+            if entry.db is not None:
+                entry.db.close()
+                entry.db = None
+            entry.logs.close()
+            shutil.rmtree(self.db_dir(entry.identity), ignore_errors=True)
+            (self.data_dir / "logs" / f"{entry.hex}.ndjson").unlink(missing_ok=True)
         self._emit("deleted", entry)
 
     def set_lock(self, entry: DatabaseEntry, caller: Identity, locked: bool) -> None:
@@ -406,8 +482,8 @@ class Registry:
 
     def add_name(self, entry: DatabaseEntry, caller: Identity, name: str) -> tuple[int, dict]:
         """`POST /names`: (status, InsertDomainResult)."""
-        if not NAME_RE.match(name):
-            return 400, {"OtherError": f"`{name}` is not a valid database name"}
+        if name_error(name) is not None:
+            return 400, {"OtherError": f"`{name[:MAX_NAME_CHARS]}` is not a valid database name: {name_error(name)}"}
         with self._lock:
             if entry.owner != caller:
                 return 401, {"PermissionDenied": {"domain": name}}
@@ -426,8 +502,9 @@ class Registry:
             if entry.owner != caller:
                 return 401, {"NotYourDatabase": {"database": entry.hex}}
             for n in names:
-                if not isinstance(n, str) or not NAME_RE.match(n):
-                    return 400, {"OtherError": f"`{n}` is not a valid database name"}
+                if not isinstance(n, str) or name_error(n) is not None:
+                    why = name_error(n) if isinstance(n, str) else "not a string"
+                    return 400, {"OtherError": f"`{str(n)[:MAX_NAME_CHARS]}` is not a valid database name: {why}"}
                 h = self.names.get(n)
                 if h is not None and h != entry.hex:
                     return 400, {"OtherError": f"the name `{n}` is already in use"}
@@ -455,6 +532,17 @@ class Registry:
                 except Exception:
                     log.exception("closing database %s failed", e.hex)
             e.logs.close()
+
+
+def _tail_lines(path: Path, max_bytes: int) -> list[str]:
+    """The whole lines among the last `max_bytes` bytes of a log file (it may be far larger than memory)."""
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - max_bytes))
+        data = f.read()
+    lines = data.decode("utf-8", "replace").splitlines()
+    return lines[1:] if size > max_bytes and lines else lines
 
 
 def check_module_bytes(wasm: bytes) -> None:

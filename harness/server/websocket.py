@@ -46,16 +46,15 @@ from client_sdk.protocol import (
     compress_body,
     decode_client_frame,
 )
+from harness.limits import LIMITS
 from module_sdk.sats import ConnectionId, Identity
 
 from .subscriptions import FatalClientError, SubscriptionManager, attach
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_SIZE = 32 * 1024 * 1024  # 0x2000000: larger inbound messages close the connection
 PING_INTERVAL = 15.0
 V3_BATCH_LIMIT = 512 * 1024
-MAX_OUTBOX = 65536  # queued outbound messages before a client that does not read is dropped
 SUBSCRIBE_ROUTE = "/v1/database/{name_or_identity}/subscribe"
 INLINE_LIMIT_S = 0.002  # reducers faster than this (recent average) run on the event loop; 0 disables
 
@@ -153,6 +152,8 @@ class Connection:
         self._loop = loop
         self._loop_thread = threading.get_ident()  # connections are created on the loop's thread
         self._out: collections.deque[bytes] = collections.deque()
+        self._out_bytes = 0  # queued or taken by the writer and not yet sent: bounded by ws_outbox_bytes
+        self.transport: asyncio.BaseTransport | None = None  # aborted when the client falls too far behind
         self._wake = asyncio.Event()
         self._scheduled = False
         self._lock = threading.Lock()
@@ -167,24 +168,51 @@ class Connection:
             self.closer = asyncio.ensure_future(ws.close(code=code, message=reason))
 
     def push(self, body: bytes) -> None:
-        """Queue one encoded ServerMessage (any thread; order preserved)."""
-        if self.closed:
+        """Queue one encoded ServerMessage (any thread; order preserved).  A client that lets more than
+        `ws_outbox_messages` messages or `ws_outbox_bytes` bytes pile up is kicked as upstream does when its
+        channel is full: the connection is aborted and the queue freed.  (One message larger than the budget
+        still goes out when nothing else is queued.)"""
+        if self.closed or self.overflowed:
             return
         with self._lock:
-            if len(self._out) >= MAX_OUTBOX:
+            over = bool(self._out) and (len(self._out) >= LIMITS.ws_outbox_messages
+                                  or self._out_bytes + len(body) > LIMITS.ws_outbox_bytes)
+            if over:
                 self.overflowed = True
+                self._out.clear()
+                self._out_bytes = 0
             else:
                 self._out.append(body)
-            if self._scheduled:
-                return
-            self._scheduled = True
+                self._out_bytes += len(body)
+                if self._scheduled:
+                    return
+                self._scheduled = True
+        if over:
+            log.warning("client %s exceeded its outgoing queue (%d messages / %d bytes), kicking",
+                        self.identity.to_hex()[:16], LIMITS.ws_outbox_messages, LIMITS.ws_outbox_bytes)
+            self._call_on_loop(self._kick)
+            return
+        self._call_on_loop(self._wake.set)
+
+    def _call_on_loop(self, fn: Callable[[], None]) -> None:
         if threading.get_ident() == self._loop_thread:
-            self._wake.set()
+            fn()
             return
         try:
-            self._loop.call_soon_threadsafe(self._wake.set)
+            self._loop.call_soon_threadsafe(fn)
         except RuntimeError:  # loop closed
             pass
+
+    def _kick(self) -> None:
+        """Drop the connection without a close handshake (the client is not reading): the read loop ends, the
+        handler cleans up and the writer's pending sends fail, so nothing queued for this client stays alive."""
+        self._wake.set()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _sent(self, n: int) -> None:
+        with self._lock:
+            self._out_bytes = max(0, self._out_bytes - n)
 
     def _take(self) -> list[bytes]:
         with self._lock:
@@ -216,8 +244,8 @@ class Connection:
             self._wake.clear()
             for body in self._take():
                 await ws.send_bytes(compress_body(body, self.compression))
+                self._sent(len(body))
             if self.overflowed:
-                self.request_close(ws, 1013, b"too many requests")
                 return
 
 
@@ -320,7 +348,7 @@ class SubscribeEndpoint:
         except AuthFailed as e:
             raise (web.HTTPBadRequest if e.status == 400 else web.HTTPUnauthorized)(text=e.text) from None
         ws = web.WebSocketResponse(protocols=(protocol,), heartbeat=self.ping_interval, compress=False,
-                                   max_msg_size=MAX_MESSAGE_SIZE, autoping=True)
+                                   max_msg_size=LIMITS.ws_message_bytes, autoping=True)
         ws.headers["spacetime-identity"] = identity.to_hex()
         ws.headers["spacetime-identity-token"] = token
         ready = ws.can_prepare(request)
@@ -331,6 +359,7 @@ class SubscribeEndpoint:
         loop = asyncio.get_running_loop()
         conn = Connection(identity, cid or ConnectionId.from_bytes(os.urandom(16)), token, compression,
                           protocol == V3_BSATN, loop)
+        conn.transport = request.transport
         mgr = attach(db)
         try:
             rejected = await self._run(mgr.connect, conn)

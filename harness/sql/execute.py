@@ -6,6 +6,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
+from harness.limits import LIMITS
 from module_sdk.sats import U64, AlgebraicType, Identity, Timestamp
 
 from .check import CQ, Binder, catalog, expand_rls, parse_literal
@@ -104,12 +105,16 @@ def _select(db, sel: Select, sender: Identity, owner: bool) -> QueryResult:
             rows = [(n,)]
             return QueryResult(columns, rows[: limit if limit is not None else 1])
         rows: list[tuple] = []
+        max_rows = LIMITS.sql_result_rows
         for f in frags:
             for _b, env, w in f.run(rt):
                 row = env[ret] if isinstance(proj, Star) else tuple(env[s][c] for s, c in picks)
                 for _ in range(w):
                     if limit is not None and len(rows) >= limit:
                         return QueryResult(columns, rows)
+                    if len(rows) >= max_rows:
+                        raise SqlError(f"the query produces more than {max_rows} rows (limit sql_result_rows): "
+                                       "add a LIMIT or a WHERE clause")
                     rows.append(row)
     return QueryResult(columns, rows)
 

@@ -1,0 +1,160 @@
+"""Hostile WebSocket clients against a real `spacetime-py start` (issue 11): clients that subscribe and never
+read are kicked once their outbound budget is spent (as upstream kicks a client whose channel is full) and the
+server's memory stays capped; an oversized inbound message closes only that connection."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import struct
+import time
+
+import pytest
+
+from client_sdk.protocol import V2_BSATN, Subscribe, encode_client
+from tests.hostile import HOSTILE_WAT, Bystander, PingProbe, Server, wasm
+
+SLOW_CLIENTS = 8
+RSS_GROWTH_CAP_MIB = 150  # 8 clients x 4 MiB outbox budget (this server), the rows, their fan-out in flight
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = Server(tmp_path_factory.mktemp("hostile-ws") / "data", {"ws_message_bytes": "1m", "ws_outbox_bytes": "4m"})
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def bystander(server):
+    return Bystander(server)
+
+
+@pytest.fixture(scope="module")
+def hostile(server):
+    token = server.token()
+    status, body = server.publish(wasm(HOSTILE_WAT), "feed", token)
+    assert status == 200, body
+    return token
+
+
+def frame(payload: bytes, opcode: int = 0x2) -> bytes:
+    """One masked client frame."""
+    n = len(payload)
+    head = bytes([0x80 | opcode])
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 1 << 16:
+        head += bytes([0x80 | 126]) + struct.pack(">H", n)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack(">Q", n)
+    mask = os.urandom(4)
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) if n < 4096 else _mask_fast(payload, mask)
+    return head + mask + body
+
+
+def _mask_fast(payload: bytes, mask: bytes) -> bytes:
+    m = int.from_bytes(mask * ((len(payload) + 3) // 4), "big") >> (8 * (-len(payload) % 4))
+    return (int.from_bytes(payload, "big") ^ m).to_bytes(len(payload), "big")
+
+
+def ws_connect(server: Server, db: str, rcvbuf: int | None = None) -> socket.socket:
+    """A raw WebSocket client (a plain socket, so "never reads" really means nothing reads)."""
+    sock = socket.socket()
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", server.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall((f"GET /v1/database/{db}/subscribe?compression=None HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                  f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {V2_BSATN}\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)
+        assert chunk, head
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+def read_frame(sock: socket.socket) -> tuple[int, bytes]:
+    def exact(n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("closed")
+            buf += chunk
+        return buf
+
+    b0, b1 = exact(2)
+    n = b1 & 0x7F
+    if n == 126:
+        n = struct.unpack(">H", exact(2))[0]
+    elif n == 127:
+        n = struct.unpack(">Q", exact(8))[0]
+    return b0 & 0x0F, exact(n)
+
+
+def dropped(sock: socket.socket, within: float) -> bool:
+    """Read and discard until the server ends the connection (True) or `within` seconds pass (False)."""
+    deadline = time.monotonic() + within
+    sock.settimeout(0.5)
+    while time.monotonic() < deadline:
+        try:
+            if not sock.recv(1 << 20):
+                return True
+        except TimeoutError:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+    return False
+
+
+def test_clients_that_never_read_are_kicked_and_memory_stays_capped(server, bystander, hostile):
+    before = server.rss_mib()
+    slow = []
+    for i in range(SLOW_CLIENTS):  # distinct query set ids: each client's updates are its own bytes
+        sock = ws_connect(server, "feed", rcvbuf=4096)
+        sock.sendall(frame(encode_client(Subscribe(i + 1, i + 1, ["SELECT * FROM blob"]))))
+        slow.append(sock)
+    row = "z" * (256 * 1024)
+    with PingProbe(server, bystander) as probe:
+        for i in range(120):  # 120 commits of 256 KiB, each fanned out to every slow client: ~240 MiB unbounded
+            status, body = server.call("feed", "put_blob", [i, row], hostile)
+            assert status == 200, body
+    assert server.alive(), server.output()
+    probe.check()
+    bystander.check()
+    assert probe.rss_peak - before < RSS_GROWTH_CAP_MIB, (before, probe.rss_peak)
+    for sock in slow:
+        assert dropped(sock, within=10), "a client that never read was not disconnected"
+        sock.close()
+    # a client that does read is served normally afterwards
+    fresh = ws_connect(server, "feed")
+    opcode, data = read_frame(fresh)  # InitialConnection
+    assert opcode == 0x2 and data[:1] == b"\x00"
+    fresh.close()
+
+
+def test_an_oversized_message_closes_only_that_connection(server, bystander, hostile):
+    good = ws_connect(server, "feed")
+    read_frame(good)
+    bad = ws_connect(server, "feed")
+    read_frame(bad)
+    with PingProbe(server, bystander) as probe:
+        try:
+            bad.sendall(frame(b"\x00" * (2 << 20)))  # 2 MiB > this server's 1 MiB ws_message_bytes
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        opcode, data = read_frame(bad)
+    assert opcode == 0x8 and struct.unpack(">H", data[:2])[0] == 1009, data
+    probe.check()
+    good.sendall(frame(encode_client(Subscribe(7, 7, ["SELECT * FROM counter"]))))
+    opcode, data = read_frame(good)
+    assert opcode == 0x2  # SubscribeApplied: the other connection is unaffected
+    good.close()
+    bad.close()
+    bystander.check()
