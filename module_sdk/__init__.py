@@ -19,7 +19,15 @@ Reference: docs/module-api.md.  Build with `spacetime-py build` (module_sdk.buil
 
 from . import log
 from .columns import auto_inc, btree, default, direct, field, hash_index, index, primary_key, unique
-from .context import AnonymousViewContext, AuthContext, ProcedureContext, ReducerContext, TxContext, ViewContext
+from .context import (
+    AnonymousViewContext,
+    AuthContext,
+    HandlerContext,
+    ProcedureContext,
+    ReducerContext,
+    TxContext,
+    ViewContext,
+)
 from .errors import (
     AutoIncOverflow,
     BsatnDecodeError,
@@ -35,7 +43,7 @@ from .errors import (
     UniqueAlreadyExists,
     WouldBlockTransaction,
 )
-from .http import HttpResponse
+from .http import HttpResponse, Request, Response, Router
 from .indexes import UNBOUNDED, Excluded, Included, Range
 from .rng import Rng
 from .sats import (
@@ -78,9 +86,11 @@ from .schema import (
     client_connected,
     client_disconnected,
     client_visibility_filter,
+    http_handler,
     init,
     procedure,
     reducer,
+    router,
     settings,
     table,
     view,
@@ -89,10 +99,12 @@ from .schema import (
 __all__ = [
     # declaring
     'table', 'reducer', 'init', 'client_connected', 'client_disconnected', 'procedure', 'view', 'anonymous_view',
-    'client_visibility_filter', 'settings', 'product', 'sum_type',
+    'client_visibility_filter', 'settings', 'product', 'sum_type', 'http_handler', 'router', 'Router', 'Request',
+    'Response',
     'field', 'primary_key', 'unique', 'auto_inc', 'index', 'default', 'btree', 'hash_index', 'direct',
     # contexts
     'ReducerContext', 'TxContext', 'ViewContext', 'AnonymousViewContext', 'ProcedureContext', 'AuthContext',
+    'HandlerContext',
     # types and values
     'u8', 'u16', 'u32', 'u64', 'u128', 'u256', 'i8', 'i16', 'i32', 'i64', 'i128', 'i256', 'f32', 'f64',
     'Option', 'Result', 'Some', 'Ok', 'Err', 'SumValue', 'Identity', 'ConnectionId', 'Timestamp', 'TimeDuration',

@@ -1,4 +1,4 @@
-"""The five entry points the C runtime calls (contract at the end of module_sdk/_spacetime.pyi).
+"""The six entry points the C runtime calls (contract at the end of module_sdk/_spacetime.pyi).
 
 Imported by the build right after the user's module, so `finalize()` (validation, the module def bytes, all
 codecs) runs at build time and lands in the snapshot; a schema error is a build error.
@@ -9,9 +9,10 @@ a log record with the traceback.  Undecodable arguments -> "invalid arguments fo
 
 import struct
 
+from . import http as _http
 from . import log as _log
 from . import schema as _schema
-from .context import AnonymousViewContext, ProcedureContext, ReducerContext, ViewContext
+from .context import AnonymousViewContext, HandlerContext, ProcedureContext, ReducerContext, ViewContext
 from .errors import SenderError
 from .sats.values import Some, _mk_connection_id, _mk_identity, _mk_timestamp
 
@@ -19,18 +20,19 @@ _U32 = struct.Struct('<I').pack
 _Z16 = bytes(16)
 
 _DEF = b''
-_REDUCERS = _PROCEDURES = _VIEWS = _ANON_VIEWS = ()
+_REDUCERS = _PROCEDURES = _VIEWS = _ANON_VIEWS = _HTTP_HANDLERS = ()
 _DB = _VIEW_DB = None
 
 
 def load(compiled):
     """Serve `compiled` (a `schema.Compiled`); done on import for the current module."""
-    global _DEF, _REDUCERS, _PROCEDURES, _VIEWS, _ANON_VIEWS, _DB, _VIEW_DB
+    global _DEF, _REDUCERS, _PROCEDURES, _VIEWS, _ANON_VIEWS, _HTTP_HANDLERS, _DB, _VIEW_DB
     _DEF = compiled.module_def
     _REDUCERS = tuple(compiled.reducers)
     _PROCEDURES = tuple(compiled.procedures)
     _VIEWS = tuple(compiled.views)
     _ANON_VIEWS = tuple(compiled.anonymous_views)
+    _HTTP_HANDLERS = tuple(compiled.http_handlers)
     _DB = compiled.db
     _VIEW_DB = compiled.view_db
 
@@ -143,6 +145,31 @@ def call_view_anon(id, args):
     except IndexError:
         return f'no anonymous view with id {id}'
     return _run_view(f, AnonymousViewContext(_VIEW_DB))
+
+
+def _http_error(status, text):
+    return _http.encode_response(status, [('content-type', b'text/plain; charset=utf-8')]), text.encode('utf-8')
+
+
+def call_http_handler(id, ts, request, body):
+    """An @http_handler: (HttpResponse BSATN, body).  A failing handler answers 500 with the error (logged)."""
+    try:
+        f = _HTTP_HANDLERS[id]
+    except IndexError:
+        return _http_error(404, f'no http handler with id {id}')
+    try:
+        method, headers, uri, version = _http.decode_request(request)
+    except Exception as e:
+        return _http_error(400, f'invalid request: {_summary(e)}')
+    ver = _http.VERSIONS[version] if version < len(_http.VERSIONS) else 'HTTP/1.1'
+    req = _http.Request(method, uri, headers, body, ver)
+    try:
+        r = f.fn(HandlerContext(_mk_timestamp(ts), _DB), req)
+        if not isinstance(r, _http.Response):
+            raise TypeError(f'http handler {f.name} returned {r!r}, not a Response')
+    except Exception as e:
+        return _http_error(500, _failed(f, e))
+    return _http.encode_response(r.status, r.headers), r.body
 
 
 load(_schema.current().finalize())

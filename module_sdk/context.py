@@ -12,6 +12,7 @@ ReducerContext (also `TxContext` inside `ProcedureContext.with_tx`):
 ViewContext: sender, db (read-only).  AnonymousViewContext: db (read-only).
 ProcedureContext: sender, connection_id, timestamp, identity, rng, new_uuid_*, http, with_tx(fn),
     try_with_tx(fn), sleep_until(timestamp).
+HandlerContext (HTTP handlers): timestamp, identity, rng, new_uuid_*, http, with_tx(fn), try_with_tx(fn).
 """
 
 from . import _abi
@@ -203,5 +204,18 @@ class ProcedureContext(_CallInfo):
         return f'<ProcedureContext sender={self.sender} timestamp={self.timestamp}>'
 
 
-__all__ = ['AnonymousViewContext', 'AuthContext', 'Identity', 'ProcedureContext', 'ReducerContext', 'TxContext',
-           'ViewContext', 'database_identity']
+class HandlerContext(ProcedureContext):
+    """The context of an HTTP handler call: like a procedure's, without a caller (HTTP requests are not
+    authenticated; transactions run with the zero identity as sender, as upstream)."""
+
+    __slots__ = ()
+
+    def __init__(self, timestamp, db):
+        super().__init__(_mk_identity(bytes(32)), None, timestamp, db)
+
+    def __repr__(self):
+        return f'<HandlerContext timestamp={self.timestamp}>'
+
+
+__all__ = ['AnonymousViewContext', 'AuthContext', 'HandlerContext', 'Identity', 'ProcedureContext', 'ReducerContext',
+           'TxContext', 'ViewContext', 'database_identity']

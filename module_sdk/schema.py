@@ -114,7 +114,7 @@ class FunctionDef:
                  'index', 'scheduled_by', 'canonical')
 
     def __init__(self, kind, fn, explicit=None, lifecycle=None, private=False, anonymous=False):
-        self.kind = kind                 # 'reducer' | 'procedure' | 'view'
+        self.kind = kind                 # 'reducer' | 'procedure' | 'view' | 'http_handler'
         self.fn = fn
         self.name = fn.__name__          # source name
         self.explicit = explicit         # explicit canonical name or None
@@ -151,6 +151,7 @@ class Module:
         self.tables = []
         self.functions = []
         self.rls = []
+        self.routers = []             # [(function returning a Router, where)]
         self.case_policy = md.CASE_SNAKE
         self.db = Database()          # ctx.db of reducers and transactions
         self.view_db = Database()     # ctx.db of views (read-only handles)
@@ -179,6 +180,10 @@ class Module:
                                      f'{f.kind} {f.name!r} ({f.where})')
         self.functions.append(fdef)
 
+    def add_router(self, fn, where):
+        self._check_open('an HTTP router')
+        self.routers.append((fn, where))
+
     def add_rls(self, sql, where):
         self._check_open('a client visibility filter')
         if not isinstance(sql, str) or not sql.strip():
@@ -202,8 +207,8 @@ class Module:
 class Compiled:
     """What `_dispatch` needs: the module def bytes and the per-kind function lists (index = id)."""
 
-    __slots__ = ('module_def', 'reducers', 'procedures', 'views', 'anonymous_views', 'db', 'view_db',
-                 'typespace', 'tables')
+    __slots__ = ('module_def', 'reducers', 'procedures', 'views', 'anonymous_views', 'http_handlers', 'db',
+                 'view_db', 'typespace', 'tables')
 
     def __init__(self):
         self.module_def = b''
@@ -211,6 +216,7 @@ class Compiled:
         self.procedures = []
         self.views = []
         self.anonymous_views = []
+        self.http_handlers = []
         self.db = None
         self.view_db = None
         self.typespace = None
@@ -394,6 +400,27 @@ def anonymous_view(fn=None, *, name=None):
     return view(fn, name=name, anonymous=True)
 
 
+def http_handler(fn=None, *, name=None):
+    """Declare an HTTP handler: `def f(ctx: HandlerContext, req: Request) -> Response`.  It serves the routes a
+    `@router` binds to it, at `/v1/database/<db>/route<path>`; like a procedure, no transaction is open
+    (`ctx.with_tx`).  An exception answers 500 with its message."""
+
+    def check(fdef, code):
+        if code.co_argcount != 2:
+            raise ModuleDefError(f'http_handler {fdef.name} ({fdef.where}) must take (ctx, request)')
+
+    return _decorator('http_handler', fn, (name, None, False, False), check)
+
+
+def router(fn):
+    """Declare the module's HTTP routes: a function without parameters returning a `Router`, called once
+    when the module is built.  Several routers are merged (a route declared twice is an error)."""
+    if not callable(fn) or not hasattr(fn, '__code__') or fn.__code__.co_argcount:
+        raise TypeError(f'@router decorates a function without parameters, got {fn!r}')
+    current().add_router(fn, _where_fn(fn))
+    return fn
+
+
 def client_visibility_filter(sql):
     """Row-level security: clients only see the rows of a table that the SQL selects, e.g.
     `client_visibility_filter("SELECT * FROM message WHERE sender = :sender")` (canonical names)."""
@@ -515,6 +542,7 @@ class _Builder:
                 raise ModuleDefError(f'table {t.accessor} ({t.where}): scheduled_at= needs scheduled=')
         self._check_names()
         c = self.c
+        routes = self._routes()
         reducers = c.reducers
         lifecycles = []
         seen = {}
@@ -532,7 +560,8 @@ class _Builder:
             [(f.name, f.param_types, f.return_type, _visibility(f)) for f in c.procedures],
             [(f.name, f.index, True, f.anonymous, f.param_types, f.return_type)
              for f in c.views + c.anonymous_views],
-            self.schedules, lifecycles, m.rls, m.case_policy, self.explicit)
+            self.schedules, lifecycles, m.rls, m.case_policy, self.explicit,
+            [f.name for f in c.http_handlers], routes)
         c.db = m.db
         c.view_db = m.view_db
         c.tables = list(m.tables)
@@ -658,6 +687,15 @@ class _Builder:
         anns = fn.__annotations__
         where = f'{f.kind} {f.name} ({f.where})'
         _ident(f.name, f'{f.kind} name')
+        if f.kind == 'http_handler':  # (ctx, request) -> Response: no SATS types involved
+            if f.explicit is not None:
+                _ident(f.explicit, f'{where}: name')
+                if f.explicit != self.canon(f.name):
+                    self.explicit.append((1, f.name, f.explicit))
+            f.canonical = f.explicit if f.explicit is not None else self.canon(f.name)
+            f.index = len(self.c.http_handlers)
+            self.c.http_handlers.append(f)
+            return
         params = []
         for n in code.co_varnames[1:code.co_argcount]:
             if n not in anns:
@@ -700,6 +738,25 @@ class _Builder:
             views = c.anonymous_views if f.anonymous else c.views
             f.index = len(views)
             views.append(f)
+
+    def _routes(self):
+        """[(handler source name, method or None, path)] of every @router, merged."""
+        from .http import Router
+
+        merged = Router()
+        for fn, where in self.m.routers:
+            try:
+                r = fn()
+                if not isinstance(r, Router):
+                    raise TypeError(f'it returned {r!r}, not a Router')
+                merged.merge(r)
+            except (TypeError, ValueError) as e:
+                raise ModuleDefError(f'router {fn.__name__} ({where}): {e}') from None
+        declared = {id(f.fn) for f in self.c.http_handlers}
+        for _m, _p, h in merged.routes:
+            if id(h) not in declared:
+                raise ModuleDefError(f'a router routes to {h.__name__}, which is not an @http_handler of this module')
+        return [(h.__spacetime__.name, m, p) for m, p, h in merged.routes]
 
     def _type(self, ann, fn, where):
         try:
@@ -859,5 +916,5 @@ def _shared(t):
 
 
 __all__ = ['Module', 'ModuleDefError', 'anonymous_view', 'client_connected', 'client_disconnected',
-           'client_visibility_filter', 'current', 'init', 'new_module', 'procedure', 'reducer', 'settings', 'table',
-           'view']
+           'client_visibility_filter', 'current', 'http_handler', 'init', 'new_module', 'procedure', 'reducer',
+           'router', 'settings', 'table', 'view']

@@ -45,7 +45,7 @@ from module_sdk.sats import (
     sort_key,
 )
 
-from . import http_out
+from . import http_in, http_out
 from .abi import AbiEnv, IndexRuntime, LogRecord, ProcedureHost, TableRuntime, row_codec
 from .logs import LogStore
 from .migrate import MigrationError, plan
@@ -725,6 +725,21 @@ class Database:
             self._drain_immediate()
         return out
 
+    def _procedure_instance(self) -> tuple[Instance, AbiEnv, Callable | None]:
+        """The procedure instance (created on first use); the caller holds self._proc_lock."""
+        if self._proc is None:
+            inst, env, _ = self._instantiate(self.module, procedure=True)
+            names = [e.name for e in self.module.exports]
+            self._proc = (inst, env, inst.export("__call_procedure__") if "__call_procedure__" in names
+                          else _no_call_procedure)
+        return self._proc
+
+    # ------------------------------------------------------------------ HTTP handlers
+
+    def call_http_handler(self, method: str, path: str, **kw) -> http_in.HttpHandlerOutcome:
+        """Serve one request to the module's HTTP routes (`path`: after `/route`); see harness/host/http_in.py."""
+        return http_in.call_http_handler(self, method, path, **kw)
+
     # ------------------------------------------------------------------ views
 
     def call_view(self, view: str, args: bytes | Sequence | dict = b"", *,
@@ -886,6 +901,10 @@ class _ProcHost(ProcedureHost):
 
     def http(self, request: bytes, body: bytes) -> tuple[bytes, bytes]:
         return http_out.perform(request, body, self.db.outbound_http)
+
+
+def _no_call_procedure(*_args):
+    raise ModuleLoadError("the module does not export __call_procedure__")
 
 
 def _key_fn(ty, ts):

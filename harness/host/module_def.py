@@ -90,6 +90,20 @@ class FunctionDef:
 
 
 @dataclass
+class HttpRouteDef:
+    """A route of the HttpRoutes section: requests for `path` (exact, after `/route`) with `method` (None = any
+    method) go to HTTP handler `handler` (an index into `ModuleDef.http_handlers`: its HttpHandlerId)."""
+
+    handler: int
+    method: str | None
+    path: str
+
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+_ROUTE_PATH_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_~/")
+
+
+@dataclass
 class TypeDef:
     scope: tuple[str, ...]
     name: str
@@ -107,6 +121,15 @@ class ModuleDef:
     views: list[FunctionDef] = field(default_factory=list)
     row_level_security: list[str] = field(default_factory=list)
     raw: bytes = b""
+    http_handlers: list[str] = field(default_factory=list)  # canonical names; position = HttpHandlerId
+    http_routes: list[HttpRouteDef] = field(default_factory=list)
+
+    def match_http_route(self, method: str, path: str) -> HttpRouteDef | None:
+        """The route serving `method` at `path` (exact match, as upstream's ModuleDef::match_http_route)."""
+        for r in self.http_routes:
+            if r.path == path and (r.method is None or r.method == method):
+                return r
+        return None
 
     def table(self, name: str) -> TableDef:
         for t in self.tables:
@@ -210,7 +233,31 @@ def _from_v10(v10: tuple) -> ModuleDef:
              for source, index, public, anonymous, params, ret in sections.get(5, [])]
     types = [TypeDef(tuple(scope), name, ty) for (scope, name), ty, _custom in sections.get(1, [])]
     rls = [sql for (sql,) in sections.get(8, [])]
-    return ModuleDef(10, typespace, tables, reducers, types, procedures, views, rls)
+    mdef = ModuleDef(10, typespace, tables, reducers, types, procedures, views, rls)
+    _http(mdef, sections.get(11, []), sections.get(12, []), lambda s: canon("function", s))
+    return mdef
+
+
+def _http(mdef: ModuleDef, handlers: list, routes: list, canon) -> None:
+    """HttpHandlers / HttpRoutes (module-def.md §2), checked as upstream's validate_http_route_def does."""
+    by_source: dict[str, int] = {}
+    for (source,) in handlers:
+        name = canon(source)
+        if name in mdef.http_handlers:
+            raise ModuleDefError(f"duplicate HTTP handler name {name!r}")
+        by_source[source] = len(mdef.http_handlers)
+        mdef.http_handlers.append(name)
+    for handler, method, path in routes:
+        if (path and not path.startswith("/")) or not _ROUTE_PATH_CHARS.issuperset(path):
+            raise ModuleDefError(f"invalid HTTP route path {path!r}: use '' or '/...' with a-z 0-9 - _ ~ /")
+        if handler not in by_source:
+            raise ModuleDefError(f"HTTP route {path!r} names {handler!r}, which is not an HTTP handler")
+        m = None if method.tag == 0 else (HTTP_METHODS[method.value.tag] if method.value.tag < 9
+                                          else method.value.value)
+        for r in mdef.http_routes:
+            if r.path == path and (r.method is None or m is None or r.method == m):
+                raise ModuleDefError(f"duplicate HTTP route {m or 'ANY'} {path!r}")
+        mdef.http_routes.append(HttpRouteDef(by_source[handler], m, path))
 
 
 def _table(raw: dict, ts: Typespace, name: str, policy_snake: bool, explicit: dict) -> TableDef:
