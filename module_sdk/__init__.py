@@ -45,6 +45,7 @@ from .errors import (
 )
 from .http import HttpResponse, Request, Response, Router
 from .indexes import UNBOUNDED, Excluded, Included, Range
+from .query import Query
 from .rng import Rng
 from .sats import (
     BsatnError,
@@ -100,7 +101,7 @@ __all__ = [
     # declaring
     'table', 'reducer', 'init', 'client_connected', 'client_disconnected', 'procedure', 'view', 'anonymous_view',
     'client_visibility_filter', 'settings', 'product', 'sum_type', 'http_handler', 'router', 'Router', 'Request',
-    'Response',
+    'Response', 'Query',
     'field', 'primary_key', 'unique', 'auto_inc', 'index', 'default', 'btree', 'hash_index', 'direct',
     # contexts
     'ReducerContext', 'TxContext', 'ViewContext', 'AnonymousViewContext', 'ProcedureContext', 'AuthContext',

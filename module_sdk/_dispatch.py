@@ -11,6 +11,7 @@ import struct
 
 from . import http as _http
 from . import log as _log
+from . import query as _query
 from . import schema as _schema
 from .context import AnonymousViewContext, HandlerContext, ProcedureContext, ReducerContext, ViewContext
 from .errors import SenderError
@@ -34,6 +35,7 @@ def load(compiled):
     _ANON_VIEWS = tuple(compiled.anonymous_views)
     _HTTP_HANDLERS = tuple(compiled.http_handlers)
     _DB = compiled.db
+    _query.set_tables(compiled.query_tables)
     _VIEW_DB = compiled.view_db
 
 
@@ -107,6 +109,11 @@ def call_procedure(id, sender, conn, ts, args):
 
 
 def _view_rows(f, r):
+    if f.result_kind == 'query':  # ViewResultHeader::RawSql(sql)
+        if not _query.is_query(r):
+            raise TypeError('a Query[...] view must return a query (ctx.from_.<table>...)')
+        sql = r.sql().encode('utf-8')
+        return 2, b'\x01' + _U32(len(sql)) + sql
     enc = f.encode_result
     if f.result_kind == 'option':
         if r is None:

@@ -9,13 +9,14 @@ ReducerContext (also `TxContext` inside `ProcedureContext.with_tx`):
     ctx.rng              deterministic random generator seeded from the timestamp (`ctx.random()` = float)
     ctx.new_uuid_v4(), ctx.new_uuid_v7()
     ctx.sender_auth      .jwt (payload text or None), .has_jwt, .is_internal
-ViewContext: sender, db (read-only).  AnonymousViewContext: db (read-only).
+ViewContext: sender, db (read-only), from_ (query builder).  AnonymousViewContext: db (read-only), from_.
 ProcedureContext: sender, connection_id, timestamp, identity, rng, new_uuid_*, http, with_tx(fn),
     try_with_tx(fn), sleep_until(timestamp).
 HandlerContext (HTTP handlers): timestamp, identity, rng, new_uuid_*, http, with_tx(fn), try_with_tx(fn).
 """
 
 from . import _abi
+from . import query as _query
 from .http import HttpClient
 from .rng import Rng
 from .sats.values import Err, Identity, Timestamp, Uuid, _mk_identity, _mk_timestamp
@@ -137,6 +138,11 @@ class ViewContext:
         self.sender = sender
         self.db = db
 
+    @property
+    def from_(self):
+        """Query builder for `-> Query[Row]` views: `ctx.from_.<table>.where(...)` (module_sdk/query.py)."""
+        return _query.current_from()
+
     def __repr__(self):
         return f'<ViewContext sender={self.sender}>'
 
@@ -148,6 +154,11 @@ class AnonymousViewContext:
 
     def __init__(self, db):
         self.db = db
+
+    @property
+    def from_(self):
+        """Query builder for `-> Query[Row]` views: `ctx.from_.<table>.where(...)` (module_sdk/query.py)."""
+        return _query.current_from()
 
     def __repr__(self):
         return '<AnonymousViewContext>'

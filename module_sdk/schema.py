@@ -24,6 +24,7 @@ from .context import AnonymousViewContext, ViewContext
 from .indexes import Index as IndexHandle
 from .indexes import IndexReader, PrimaryKeyIndex, UniqueIndex, UniqueIndexReader
 from .names import canonical_snake, is_identifier, python_snake
+from .query import QUERY_TAG, Query
 
 # the codec's slow/lenient path is imported lazily by sats; import it here so a built module bundles it
 from .sats import reference as _reference  # noqa: F401
@@ -208,7 +209,7 @@ class Compiled:
     """What `_dispatch` needs: the module def bytes and the per-kind function lists (index = id)."""
 
     __slots__ = ('module_def', 'reducers', 'procedures', 'views', 'anonymous_views', 'http_handlers', 'db',
-                 'view_db', 'typespace', 'tables')
+                 'view_db', 'typespace', 'tables', 'query_tables')
 
     def __init__(self):
         self.module_def = b''
@@ -217,6 +218,7 @@ class Compiled:
         self.views = []
         self.anonymous_views = []
         self.http_handlers = []
+        self.query_tables = {}  # accessor -> (canonical name, {field: canonical column}) for ctx.from_
         self.db = None
         self.view_db = None
         self.typespace = None
@@ -565,6 +567,7 @@ class _Builder:
         c.db = m.db
         c.view_db = m.view_db
         c.tables = list(m.tables)
+        c.query_tables = {t.accessor: (t.canonical, {n: self.canon(n) for n, _, _ in t.columns}) for t in m.tables}
         return c
 
     # -- tables --
@@ -724,7 +727,20 @@ class _Builder:
         else:
             if 'return' not in anns:
                 raise ModuleDefError(f'{where}: annotate the return type: -> Option[Row] or -> list[Row]')
-            rt = self._type(anns['return'], fn, where + ' return type')
+            ret = anns['return']
+            if isinstance(ret, str) and ret.replace(' ', '').startswith('Query['):
+                ret = eval(ret, fn.__globals__)  # noqa: S307 - the module's own annotation
+            if isinstance(ret, Query):
+                row = self._type(ret.row, fn, where + ' return type')
+                if row.tag != TAG_PRODUCT or row.cls is None:
+                    raise ModuleDefError(f'{where}: Query[...] takes a table row class, not {row!r}')
+                f.return_type = ProductType([(QUERY_TAG, self.types.use(row, where))])
+                f.result_kind = 'query'
+                views = c.anonymous_views if f.anonymous else c.views
+                f.index = len(views)
+                views.append(f)
+                return
+            rt = self._type(ret, fn, where + ' return type')
             if rt.tag == TAG_ARRAY:
                 elem, f.result_kind = rt.elem, 'list'
             elif rt.is_option():

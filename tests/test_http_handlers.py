@@ -4,6 +4,7 @@ and real HTTP requests to /v1/database/<db>/route/... on our server, with exampl
 from __future__ import annotations
 
 import http.client
+import json
 import urllib.parse
 from pathlib import Path
 
@@ -159,3 +160,7 @@ def test_routes_over_real_http(app):
     assert request(app, "GET", "/v1/database/nosuchdb/route/get")[0] == 404
     status, _, _ = request(app, "POST", "/v1/database/web/route/notes", b"x" * (2 * 1024 * 1024 + 1))
     assert status == 413
+    # the example's query-builder view over SQL: notes inserted by a handler, filtered by the view's query
+    assert request(app, "POST", "/v1/database/web/route/notes", b"zucchini")[0] == 201
+    status, _, body = request(app, "POST", "/v1/database/web/sql", b"SELECT text FROM short_notes")
+    assert status == 200 and json.loads(body)[0]["rows"] == [["eggs"]]

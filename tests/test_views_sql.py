@@ -33,8 +33,8 @@ BOB = Identity.from_bytes(bytes([9] * 32))
 
 MODULE = '''
 from module_sdk import (
-    AnonymousViewContext, Identity, ReducerContext, ViewContext, anonymous_view, index, primary_key, reducer,
-    table, u32, view,
+    AnonymousViewContext, Identity, Query, ReducerContext, ViewContext, anonymous_view, index, primary_key,
+    reducer, table, u32, view,
 )
 
 
@@ -65,6 +65,29 @@ def my_items(ctx: ViewContext) -> list[Item]:
 @anonymous_view
 def long_names(ctx: AnonymousViewContext) -> list[Item]:
     return [i for i in ctx.db.item if len(i.name) > 3]
+
+
+@table(public=True)
+class Like:
+    id: u32 = primary_key(auto_inc=True)
+    item_id: u32 = index()
+    fan: Identity = index()
+
+
+@reducer
+def like(ctx: ReducerContext, item_id: u32) -> None:
+    ctx.db.like.insert(Like(id=0, item_id=item_id, fan=ctx.sender))
+
+
+@anonymous_view
+def figs(ctx: AnonymousViewContext) -> Query[Item]:
+    return ctx.from_.item.where(lambda i: (i.name == "fig") | (i.name == "it's"))
+
+
+@view
+def liked_items(ctx: ViewContext) -> Query[Item]:
+    return ctx.from_.like.where(lambda lk: lk.fan == ctx.sender).right_semijoin(
+        ctx.from_.item, lambda lk, it: lk.item_id == it.id)
 '''
 
 
@@ -129,6 +152,34 @@ def test_subscription_plan_over_a_view_follows_commits(db):
     with db.datastore.read() as rt:
         ins, dels = cache.evaluate(out.txdata, rt)[alice]
     assert ins == [] and len(dels) == 1 and b"apple" in dels[0]
+
+
+# ------------------------------------------------------------------------------ query-builder views
+
+
+def test_query_builder_views(db):
+    # the module def encodes Query[Item] as upstream's {__query__: Item}; the view returns RawSql
+    vdef = next(v for v in db.mdef.views if v.name == "figs")
+    assert [n for n, _ in vdef.return_type.elements] == ["__query__"]
+    assert db.call_view("figs").raw_sql == \
+        '''SELECT * FROM "item" WHERE (("item"."name" = 'fig') OR ("item"."name" = 'it''s'))'''
+    assert db.call_view("liked_items", sender=ALICE).raw_sql == (
+        'SELECT "item".* FROM "like" JOIN "item" ON "like"."item_id" = "item"."id" '
+        f'WHERE ("like"."fan" = 0x{ALICE.to_hex()})')
+    [res] = execute(db, "SELECT * FROM figs", BOB, owner=False)
+    assert names(res) == ["fig"]
+    cache = QueryCache(db)
+    alice = cache.subscribe("SELECT * FROM liked_items", ALICE)
+    bob = cache.subscribe("SELECT * FROM liked_items", BOB)
+    with db.datastore.read() as rt:
+        assert alice.initial(rt) == [] and bob.initial(rt) == []
+    banana = next(r[0] for r in db.rows("item") if r[2] == "banana")
+    out = db.call_reducer("like", [banana], sender=ALICE)
+    with db.datastore.read() as rt:
+        updates = cache.evaluate(out.txdata, rt)
+    assert set(updates) == {alice} and b"banana" in updates[alice][0][0]
+    [res] = execute(db, "SELECT name FROM liked_items", ALICE, owner=False)
+    assert res.rows == [("banana",)]
 
 
 # ------------------------------------------------------------------------------ through our server
@@ -248,7 +299,7 @@ def test_generated_bindings_include_views(wasm, app, tmp_path):
     sys.path.insert(0, str(tmp_path))
     try:
         mod = importlib.import_module("views_bind")
-        assert set(mod.MODULE.tables) == {"item", "my_items", "long_names"}
+        assert set(mod.MODULE.tables) == {"item", "my_items", "long_names", "like", "figs", "liked_items"}
 
         async def client():
             conn = await (mod.DbConnection.builder().with_uri(app.url).with_database_name("views").connect())

@@ -312,7 +312,8 @@ def _client_tables(mdef: ModuleDef) -> list:
     out: list = list(mdef.tables)
     for v in mdef.views:
         ret = v.return_type
-        elem = ret.elem if isinstance(ret, ArrayType) else ret.elements[0][1] if ret.is_option() else None
+        query = isinstance(ret, ProductType) and [n for n, _ in ret.elements] == ["__query__"]  # Query<T>
+        elem = ret.elem if isinstance(ret, ArrayType) else ret.elements[0][1] if ret.is_option() or query else None
         if v.params.elements or elem is None or not elem.is_ref():
             continue
         row = mdef.typespace[elem.index]

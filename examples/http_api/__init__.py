@@ -7,10 +7,14 @@ Serve:   the routes answer at /v1/database/<db>/route<path>, without authenticat
     curl -X POST --data 'milk' http://127.0.0.1:3000/v1/database/<db>/route/notes   -> 201 {"id": 1}
     curl http://127.0.0.1:3000/v1/database/<db>/route/notes            -> 200 "1: milk\\n"
     curl http://127.0.0.1:3000/v1/database/<db>/route/echo?x=1         -> 200, the request described as text
+
+The notes are also a table and a query-builder view (`SELECT * FROM short_notes` over SQL or a subscription).
 """
 
 from module_sdk import (
+    AnonymousViewContext,
     HandlerContext,
+    Query,
     ReducerContext,
     Request,
     Response,
@@ -23,6 +27,7 @@ from module_sdk import (
     router,
     table,
     u64,
+    view,
 )
 
 
@@ -36,6 +41,12 @@ class Note:
 @reducer
 def add_note(ctx: ReducerContext, text: str) -> None:
     ctx.db.note.insert(Note(id=0, text=text, created=ctx.timestamp))
+
+
+@view
+def short_notes(ctx: AnonymousViewContext) -> Query[Note]:
+    """A query-builder view: the server runs the SQL it returns (and keeps subscribers up to date)."""
+    return ctx.from_.note.where(lambda n: n.text < "m")
 
 
 @http_handler

@@ -19,16 +19,25 @@ from module_sdk.sats import ArrayType, resolve
 from .check import TableInfo
 from .errors import SqlError
 
+QUERY_TAG = "__query__"  # a query-builder view's return type is the product {__query__: T}
+
 
 def view_row_type(vdef, typespace):
-    """The row product type of a view returning `Vec<T>` or `Option<T>` (None if it is not a product)."""
+    """The row product type of a view returning `Vec<T>`, `Option<T>` or `Query<T>` (None if not a product)."""
     ty = resolve(vdef.return_type, typespace)
     if isinstance(ty, ArrayType):
         ty = ty.elem
     elif getattr(ty, "is_option", lambda: False)():
         ty = ty.elements[0][1]
+    elif is_query_type(ty):
+        ty = ty.elements[0][1]
     ty = resolve(ty, typespace)
     return ty if getattr(ty, "is_product", lambda: False)() else None
+
+
+def is_query_type(ty) -> bool:
+    return (getattr(ty, "is_product", lambda: False)() and len(ty.elements) == 1
+            and ty.elements[0][0] == QUERY_TAG)
 
 
 class ViewInfo(TableInfo):
@@ -95,18 +104,22 @@ def materialize(db, views: dict[int, ViewInfo], sender) -> dict[int, list[tuple[
 
 
 def _query_rows(db, v: ViewInfo, sql: str, sender) -> list[tuple[bytes, tuple]]:
-    """Rows of a query-builder view: its SQL, run with the module's own (owner) visibility."""
+    """Rows of a query-builder view: its SQL, run with the module's own visibility (no row-level security),
+    reading tables only (as upstream: no views on views)."""
     from .subscription import compile_subscription
 
+    if not sql.strip():
+        return []
     try:
         plan = compile_subscription(db, sql, sender, owner=True)
     except SqlError as e:
         raise SqlError(f"view `{v.name}` returned an invalid query {sql!r}: {e}") from None
-    if plan.table.columns != v.columns or plan.table.declared_types != v.declared_types:
+    if plan.views:
+        raise SqlError(f"view `{v.name}`: a view definition cannot read from other views")
+    if plan.table.declared_types != v.declared_types:
         raise SqlError(f"view `{v.name}` returned a query over `{plan.table_name}`, whose rows are not its return type")
     rows: list[tuple[bytes, tuple]] = []
     with db.datastore.read() as rt:
-        rt = ViewReadTx(rt, materialize(db, plan.views, sender)) if plan.views else rt
         for f in plan.fragments:
             for b, env, w in f.run(rt):
                 rows.extend([(b, tuple(env[f.ret]))] * w)
