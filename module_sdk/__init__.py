@@ -43,9 +43,8 @@ from .errors import (
     UniqueAlreadyExists,
     WouldBlockTransaction,
 )
-from .http import HttpResponse, Request, Response, Router
+from .http import HttpResponse
 from .indexes import UNBOUNDED, Excluded, Included, Range
-from .query import Query
 from .rng import Rng
 from .sats import (
     BsatnError,
@@ -119,3 +118,15 @@ __all__ = [
     # misc
     'log', 'Rng', 'HttpResponse', 'schedule_immediate',
 ]
+
+
+# Loaded on first use, so modules that do not serve HTTP or build queries keep them out of their snapshot
+# (`__import__`, not an import statement: the build imports every nested import statement eagerly).
+_LAZY = {'Request': 'http_handlers', 'Response': 'http_handlers', 'Router': 'http_handlers', 'Query': 'query'}
+
+
+def __getattr__(name):
+    sub = _LAZY.get(name)
+    if sub is None:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    return getattr(__import__(f'{__name__}.{sub}', fromlist=('_',)), name)

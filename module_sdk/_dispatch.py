@@ -8,16 +8,16 @@ a log record with the traceback.  Undecodable arguments -> "invalid arguments fo
 """
 
 import struct
+import sys
 
-from . import http as _http
 from . import log as _log
-from . import query as _query
 from . import schema as _schema
 from .context import AnonymousViewContext, HandlerContext, ProcedureContext, ReducerContext, ViewContext
 from .errors import SenderError
 from .sats.values import Some, _mk_connection_id, _mk_identity, _mk_timestamp
 
 _U32 = struct.Struct('<I').pack
+_VERSIONS = ('HTTP/0.9', 'HTTP/1.0', 'HTTP/1.1', 'HTTP/2', 'HTTP/3')
 _Z16 = bytes(16)
 
 _DEF = b''
@@ -35,7 +35,11 @@ def load(compiled):
     _ANON_VIEWS = tuple(compiled.anonymous_views)
     _HTTP_HANDLERS = tuple(compiled.http_handlers)
     _DB = compiled.db
-    _query.set_tables(compiled.query_tables)
+    q = sys.modules.get(__package__ + '.query')  # loaded when a view is declared -> Query[...]
+    if q is not None:
+        q.set_tables(compiled.query_tables)
+    if _HTTP_HANDLERS:  # bundled now (build time): call_http_handler uses it at run time
+        __import__(__package__ + '.http_handlers')
     _VIEW_DB = compiled.view_db
 
 
@@ -110,7 +114,7 @@ def call_procedure(id, sender, conn, ts, args):
 
 def _view_rows(f, r):
     if f.result_kind == 'query':  # ViewResultHeader::RawSql(sql)
-        if not _query.is_query(r):
+        if not sys.modules[__package__ + '.query'].is_query(r):
             raise TypeError('a Query[...] view must return a query (ctx.from_.<table>...)')
         sql = r.sql().encode('utf-8')
         return 2, b'\x01' + _U32(len(sql)) + sql
@@ -155,7 +159,8 @@ def call_view_anon(id, args):
 
 
 def _http_error(status, text):
-    return _http.encode_response(status, [('content-type', b'text/plain; charset=utf-8')]), text.encode('utf-8')
+    enc = sys.modules[__package__ + '.http_handlers'].encode_response
+    return enc(status, [('content-type', b'text/plain; charset=utf-8')]), text.encode('utf-8')
 
 
 def call_http_handler(id, ts, request, body):
@@ -164,11 +169,12 @@ def call_http_handler(id, ts, request, body):
         f = _HTTP_HANDLERS[id]
     except IndexError:
         return _http_error(404, f'no http handler with id {id}')
+    _http = sys.modules[__package__ + '.http_handlers']
     try:
         method, headers, uri, version = _http.decode_request(request)
     except Exception as e:
         return _http_error(400, f'invalid request: {_summary(e)}')
-    ver = _http.VERSIONS[version] if version < len(_http.VERSIONS) else 'HTTP/1.1'
+    ver = _VERSIONS[version] if version < len(_VERSIONS) else 'HTTP/1.1'
     req = _http.Request(method, uri, headers, body, ver)
     try:
         r = f.fn(HandlerContext(_mk_timestamp(ts), _DB), req)

@@ -15,8 +15,9 @@ ProcedureContext: sender, connection_id, timestamp, identity, rng, new_uuid_*, h
 HandlerContext (HTTP handlers): timestamp, identity, rng, new_uuid_*, http, with_tx(fn), try_with_tx(fn).
 """
 
+import sys
+
 from . import _abi
-from . import query as _query
 from .http import HttpClient
 from .rng import Rng
 from .sats.values import Err, Identity, Timestamp, Uuid, _mk_identity, _mk_timestamp
@@ -141,7 +142,10 @@ class ViewContext:
     @property
     def from_(self):
         """Query builder for `-> Query[Row]` views: `ctx.from_.<table>.where(...)` (module_sdk/query.py)."""
-        return _query.current_from()
+        q = sys.modules.get(__package__ + '.query')  # loaded (and bundled) by `from module_sdk import Query`
+        if q is None:
+            raise AttributeError('ctx.from_ builds the result of a -> Query[Row] view: import Query from module_sdk')
+        return q.current_from()
 
     def __repr__(self):
         return f'<ViewContext sender={self.sender}>'
@@ -158,7 +162,10 @@ class AnonymousViewContext:
     @property
     def from_(self):
         """Query builder for `-> Query[Row]` views: `ctx.from_.<table>.where(...)` (module_sdk/query.py)."""
-        return _query.current_from()
+        q = sys.modules.get(__package__ + '.query')  # loaded (and bundled) by `from module_sdk import Query`
+        if q is None:
+            raise AttributeError('ctx.from_ builds the result of a -> Query[Row] view: import Query from module_sdk')
+        return q.current_from()
 
     def __repr__(self):
         return '<AnonymousViewContext>'

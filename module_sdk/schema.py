@@ -24,7 +24,6 @@ from .context import AnonymousViewContext, ViewContext
 from .indexes import Index as IndexHandle
 from .indexes import IndexReader, PrimaryKeyIndex, UniqueIndex, UniqueIndexReader
 from .names import canonical_snake, is_identifier, python_snake
-from .query import QUERY_TAG, Query
 
 # the codec's slow/lenient path is imported lazily by sats; import it here so a built module bundles it
 from .sats import reference as _reference  # noqa: F401
@@ -728,13 +727,14 @@ class _Builder:
             if 'return' not in anns:
                 raise ModuleDefError(f'{where}: annotate the return type: -> Option[Row] or -> list[Row]')
             ret = anns['return']
-            if isinstance(ret, str) and ret.replace(' ', '').startswith('Query['):
+            q = sys.modules.get(__package__ + '.query')  # loaded by whoever wrote Query[...]
+            if q is not None and isinstance(ret, str) and ret.replace(' ', '').startswith('Query['):
                 ret = eval(ret, fn.__globals__)  # noqa: S307 - the module's own annotation
-            if isinstance(ret, Query):
+            if q is not None and isinstance(ret, q.Query):
                 row = self._type(ret.row, fn, where + ' return type')
                 if row.tag != TAG_PRODUCT or row.cls is None:
                     raise ModuleDefError(f'{where}: Query[...] takes a table row class, not {row!r}')
-                f.return_type = ProductType([(QUERY_TAG, self.types.use(row, where))])
+                f.return_type = ProductType([(q.QUERY_TAG, self.types.use(row, where))])
                 f.result_kind = 'query'
                 views = c.anonymous_views if f.anonymous else c.views
                 f.index = len(views)
@@ -757,7 +757,9 @@ class _Builder:
 
     def _routes(self):
         """[(handler source name, method or None, path)] of every @router, merged."""
-        from .http import Router
+        if not self.m.routers:
+            return []
+        Router = __import__(__package__ + '.http_handlers', fromlist=('_',)).Router  # not in every snapshot
 
         merged = Router()
         for fn, where in self.m.routers:

@@ -14,7 +14,8 @@ from harness.host import Database
 from harness.host.module_def import HttpRouteDef
 from module_sdk import schema
 from module_sdk.build import build
-from module_sdk.http import Request, Response, Router, decode_request, encode_request
+from module_sdk.http import encode_request
+from module_sdk.http_handlers import Request, Response, Router, decode_request
 from module_sdk.sats import Identity, SumValue
 from module_sdk.sats.raw_def import decode_raw_def
 from tests.test_server_ws_common import AppServerThread
