@@ -154,6 +154,32 @@ def test_subscription_plan_over_a_view_follows_commits(db):
     assert ins == [] and len(dels) == 1 and b"apple" in dels[0]
 
 
+def test_views_are_re_run_only_after_commits_to_tables_they_read(db):
+    reads: set[int] = set()
+    assert db.call_view("my_items", sender=ALICE, reads=reads).ok
+    assert reads == {db.table_id("item")}
+    cache = QueryCache(db)
+    mine = cache.subscribe("SELECT * FROM my_items", ALICE)
+    liked = cache.subscribe("SELECT * FROM liked_items", ALICE)
+    with db.datastore.read() as rt:
+        mine.initial(rt)
+        liked.initial(rt)
+    calls = []
+    real = db.call_view
+    db.call_view = lambda name, **kw: calls.append(name) or real(name, **kw)
+    try:
+        out = db.call_reducer("like", [1], sender=BOB)  # `like` only: my_items cannot change
+        assert not mine.touches(out.txdata) and liked.touches(out.txdata)
+        with db.datastore.read() as rt:
+            assert cache.evaluate(out.txdata, rt) == {}  # liked_items re-ran; ALICE's result is unchanged
+        assert calls == ["liked_items"]
+        out = db.call_reducer("add", ["pear"], sender=ALICE)
+        with db.datastore.read() as rt:
+            assert set(cache.evaluate(out.txdata, rt)) == {mine}
+    finally:
+        db.call_view = real
+
+
 # ------------------------------------------------------------------------------ query-builder views
 
 

@@ -743,8 +743,9 @@ class Database:
     # ------------------------------------------------------------------ views
 
     def call_view(self, view: str, args: bytes | Sequence | dict = b"", *,
-                  sender: Identity | None = None) -> ViewOutcome:
-        """Evaluate a view over committed state in a read-only transaction (anonymous views ignore sender)."""
+                  sender: Identity | None = None, reads: set[int] | None = None) -> ViewOutcome:
+        """Evaluate a view over committed state in a read-only transaction (anonymous views ignore sender).
+        `reads`, if given, receives the ids of the tables the view read (its result depends on nothing else)."""
         vdef = next((v for v in self.mdef.views if view in (v.name, v.source_name)), None)
         if vdef is None:
             raise ReducerNotFound(f"no such view: {view!r}")
@@ -759,7 +760,8 @@ class Database:
             env = self.env
             export = self.inst.export(export_name)
             with self.datastore.read() as rtx:
-                env.begin_call(vdef.name, rtx, read_only=True)
+                env.begin_call(vdef.name, rtx if reads is None else _ReadLog(rtx, self.datastore, reads),
+                               read_only=True)
                 sink = env.new_sink()
                 src = env.new_source(bytes(args))
                 try:
@@ -857,6 +859,39 @@ class Database:
             self.commitlog.close()
             self.commitlog = None
         self._logs.close()
+
+
+class _ReadLog:
+    """A view's read transaction that notes which tables the view reads (callers re-run a view only after a
+    commit that changed one of them)."""
+
+    def __init__(self, rtx, datastore: Datastore, reads: set[int]):
+        self._rtx, self._ds, self._reads = rtx, datastore, reads
+
+    def _index(self, index_id: int) -> None:
+        try:
+            self._reads.add(self._ds.index_schema(index_id)[0])
+        except LookupError:
+            pass  # the read itself reports the bad id
+
+    def row_count(self, table_id: int) -> int:
+        self._reads.add(table_id)
+        return self._rtx.row_count(table_id)
+
+    def scan_bsatn(self, table_id: int) -> list[bytes]:
+        self._reads.add(table_id)
+        return self._rtx.scan_bsatn(table_id)
+
+    def index_point_bsatn(self, index_id: int, key):
+        self._index(index_id)
+        return self._rtx.index_point_bsatn(index_id, key)
+
+    def index_range_bsatn(self, index_id: int, prefix, start, end):
+        self._index(index_id)
+        return self._rtx.index_range_bsatn(index_id, prefix, start, end)
+
+    def __getattr__(self, name):
+        return getattr(self._rtx, name)
 
 
 class _ProcHost(ProcedureHost):

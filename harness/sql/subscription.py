@@ -36,6 +36,7 @@ class SubscriptionPlan:
         self.views = views or {}  # view id -> ViewInfo: evaluated by calling the views (views.py)
         self.sender = sender
         self._last: Counter | None = None  # a view query's result after the last commit (diffed per commit)
+        self._reads: frozenset[int] | None = None  # tables its last evaluation read (None: unknown)
         self.sql = sql
         self.key = key
         self.table = table
@@ -53,16 +54,20 @@ class SubscriptionPlan:
         return f"SubscriptionPlan({self.sql!r}, table={self.table_name!r}, fragments={len(self.fragments)})"
 
     def touches(self, txdata) -> bool:
-        """Can this transaction change the query's result?  (Cheap pre-check.)  A query over a view: any
-        transaction that changed rows (what the view read is not tracked)."""
+        """Can this transaction change the query's result?  (Cheap pre-check.)  A query over a view: one that
+        changed a table read by its last evaluation (the views' reads and the query's own tables)."""
         if self.views:
-            return bool(txdata.tables)
+            reads = self._reads
+            return bool(txdata.tables) if reads is None else not reads.isdisjoint(txdata.tables)
         return not self.table_ids.isdisjoint(txdata.tables)
 
     def initial(self, read_tx) -> list[bytes]:
         """Current matching rows (BSATN, in table column order); a row reachable n ways appears n times."""
         if self.views:
-            read_tx = ViewReadTx(read_tx, materialize(self._db, self.views, self.sender))
+            reads: set[int] = set()
+            self._reads = None
+            read_tx = ViewReadTx(read_tx, materialize(self._db, self.views, self.sender, reads))
+            self._reads = frozenset(reads | {t for t in self.table_ids if t >= 0})
         out: list[bytes] = []
         for f in self.fragments:
             out.extend(f.initial(read_tx))

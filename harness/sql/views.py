@@ -8,8 +8,9 @@ through `ViewReadTx`, a read view that answers scans of those ids from the call'
 else from the datastore.  Non-anonymous views return per-sender rows, so queries over them are
 sender-dependent.  A view that returns a query (ViewResultHeader::RawSql) is evaluated as that query.
 
-Subscriptions over views are kept up to date by re-evaluating after every commit and diffing against the
-previous result (`SubscriptionPlan` does that): sound without knowing which tables the view read.
+Subscriptions over views are kept up to date by re-evaluating after a commit that changed a table the views
+read in their last evaluation (recorded by `Database.call_view(reads=...)`; a query-builder view reads its
+query's tables) and diffing against the previous result (`SubscriptionPlan` does that).
 """
 
 from __future__ import annotations
@@ -89,13 +90,15 @@ class ViewReadTx:
         return getattr(self._rt, name)
 
 
-def materialize(db, views: dict[int, ViewInfo], sender) -> dict[int, list[tuple[bytes, tuple]]]:
-    """Call each view as `sender` -> {view id: [(row bsatn, row values)]}.  Raises SqlError if one fails."""
+def materialize(db, views: dict[int, ViewInfo], sender,
+                reads: set[int] | None = None) -> dict[int, list[tuple[bytes, tuple]]]:
+    """Call each view as `sender` -> {view id: [(row bsatn, row values)]}.  Raises SqlError if one fails.
+    `reads` receives the ids of the tables the views read (their results depend on nothing else)."""
     out = {}
     for vid, v in views.items():
-        res = db.call_view(v.view.name, sender=None if v.view.is_anonymous else sender)
+        res = db.call_view(v.view.name, sender=None if v.view.is_anonymous else sender, reads=reads)
         if res.raw_sql is not None:
-            out[vid] = _query_rows(db, v, res.raw_sql, sender)
+            out[vid] = _query_rows(db, v, res.raw_sql, sender, reads)
         elif not res.ok:
             raise SqlError(f"view `{v.name}` failed: {res.error}")
         else:
@@ -103,7 +106,7 @@ def materialize(db, views: dict[int, ViewInfo], sender) -> dict[int, list[tuple[
     return out
 
 
-def _query_rows(db, v: ViewInfo, sql: str, sender) -> list[tuple[bytes, tuple]]:
+def _query_rows(db, v: ViewInfo, sql: str, sender, reads: set[int] | None) -> list[tuple[bytes, tuple]]:
     """Rows of a query-builder view: its SQL, run with the module's own visibility (no row-level security),
     reading tables only (as upstream: no views on views)."""
     from .subscription import compile_subscription
@@ -118,6 +121,8 @@ def _query_rows(db, v: ViewInfo, sql: str, sender) -> list[tuple[bytes, tuple]]:
         raise SqlError(f"view `{v.name}`: a view definition cannot read from other views")
     if plan.table.declared_types != v.declared_types:
         raise SqlError(f"view `{v.name}` returned a query over `{plan.table_name}`, whose rows are not its return type")
+    if reads is not None:
+        reads.update(plan.table_ids)
     rows: list[tuple[bytes, tuple]] = []
     with db.datastore.read() as rt:
         for f in plan.fragments:
