@@ -18,6 +18,7 @@ Shapes:
     explicit    [(kind tag: 0 table / 1 function / 2 index, source_name, canonical_name)]
     http_handlers [source_name]                 (HttpHandlerId = position)
     http_routes [(handler source_name, method name or None = any, path)]
+    view_primary_keys [(view source_name, [column source name])]
 """
 
 from .sats.raw_def import V10, algebraic_type_to_value, encode_raw_def_once, product_type_to_value
@@ -37,6 +38,7 @@ SEC_CASE_POLICY = 9
 SEC_EXPLICIT_NAMES = 10
 SEC_HTTP_HANDLERS = 11
 SEC_HTTP_ROUTES = 12
+SEC_VIEW_PRIMARY_KEYS = 13
 HTTP_METHOD_TAGS = {m: i for i, m in enumerate(('GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS',
                                                  'TRACE', 'PATCH'))}
 
@@ -137,7 +139,7 @@ def _route(item):
 
 
 def encode(typespace, types=(), tables=(), reducers=(), procedures=(), views=(), schedules=(), lifecycles=(),
-           rls=(), case_policy=CASE_SNAKE, explicit=(), http_handlers=(), http_routes=()):
+           rls=(), case_policy=CASE_SNAKE, explicit=(), http_handlers=(), http_routes=(), view_primary_keys=()):
     """The BSATN of `RawModuleDef::V10(...)`."""
     sections = []
 
@@ -161,4 +163,5 @@ def encode(typespace, types=(), tables=(), reducers=(), procedures=(), views=(),
             lambda items: ([SumValue(kind, (source, canonical)) for kind, source, canonical in items],))
     section(SEC_HTTP_HANDLERS, http_handlers, lambda items: [(name,) for name in items])
     section(SEC_HTTP_ROUTES, http_routes, lambda items: [_route(i) for i in items])
+    section(SEC_VIEW_PRIMARY_KEYS, view_primary_keys, lambda items: [(v, list(cols)) for v, cols in items])
     return encode_raw_def_once(SumValue(V10, (sections,)))

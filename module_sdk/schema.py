@@ -111,7 +111,7 @@ class FunctionDef:
 
     __slots__ = ('kind', 'fn', 'name', 'explicit', 'lifecycle', 'private', 'anonymous', 'where', 'params',
                  'param_types', 'return_type', 'decode_args', '_encode_args', 'encode_result', 'result_kind',
-                 'index', 'scheduled_by', 'canonical')
+                 'index', 'scheduled_by', 'canonical', 'primary_key')
 
     def __init__(self, kind, fn, explicit=None, lifecycle=None, private=False, anonymous=False):
         self.kind = kind                 # 'reducer' | 'procedure' | 'view' | 'http_handler'
@@ -132,6 +132,7 @@ class FunctionDef:
         self.index = None                # ReducerId / procedure index / view index
         self.scheduled_by = None
         self.canonical = None
+        self.primary_key = None          # views: the row field clients key rows by (ViewPrimaryKeys)
 
     def encode_args(self, args):
         """BSATN of the arguments (schedule_immediate); the codec is built on first use."""
@@ -377,9 +378,11 @@ def procedure(fn=None, *, name=None, private=False):
     return _decorator('procedure', fn, (name, None, private, False))
 
 
-def view(fn=None, *, name=None, public=True, anonymous=None):
-    """Declare a view: `def f(ctx: ViewContext) -> Option[Row]` or `-> list[Row]`.  With
-    `ctx: AnonymousViewContext` (or anonymous=True) it is the same for every caller.  Views are public."""
+def view(fn=None, *, name=None, public=True, anonymous=None, primary_key=None):
+    """Declare a view: `def f(ctx: ViewContext) -> Option[Row]`, `-> list[Row]` or `-> Query[Row]`.  With
+    `ctx: AnonymousViewContext` (or anonymous=True) it is the same for every caller.  Views are public.
+    `primary_key="field"` tells clients to key the view's rows by that field (on_update callbacks); a
+    Query[Row] view over a table with a primary key gets that one by default."""
     if not public:
         raise ModuleDefError('only public views are supported by SpacetimeDB')
 
@@ -392,6 +395,9 @@ def view(fn=None, *, name=None, public=True, anonymous=None):
                                  'views cannot have parameters')
         if ann is ViewContext and fdef.anonymous:
             raise ModuleDefError(f'view {fdef.name} ({fdef.where}) is anonymous but its context is a ViewContext')
+        if primary_key is not None and not isinstance(primary_key, str):
+            raise TypeError('@view(primary_key=...) takes a field name')
+        fdef.primary_key = primary_key
 
     return _decorator('view', fn, (name, None, False, anonymous), check)
 
@@ -562,7 +568,8 @@ class _Builder:
             [(f.name, f.index, True, f.anonymous, f.param_types, f.return_type)
              for f in c.views + c.anonymous_views],
             self.schedules, lifecycles, m.rls, m.case_policy, self.explicit,
-            [f.name for f in c.http_handlers], routes)
+            [f.name for f in c.http_handlers], routes,
+            [(f.name, [f.primary_key]) for f in c.views + c.anonymous_views if f.primary_key is not None])
         c.db = m.db
         c.view_db = m.view_db
         c.tables = list(m.tables)
@@ -735,6 +742,8 @@ class _Builder:
                 if row.tag != TAG_PRODUCT or row.cls is None:
                     raise ModuleDefError(f'{where}: Query[...] takes a table row class, not {row!r}')
                 f.return_type = ProductType([(q.QUERY_TAG, self.types.use(row, where))])
+                if f.primary_key is not None and f.primary_key not in [n for n, _ in row.elements]:
+                    raise ModuleDefError(f'{where}: primary_key={f.primary_key!r} is not a field of {row.cls.__name__}')
                 f.result_kind = 'query'
                 views = c.anonymous_views if f.anonymous else c.views
                 f.index = len(views)
@@ -751,6 +760,8 @@ class _Builder:
                 raise ModuleDefError(f'{where}: view rows must be a table row or @product class, not {elem!r}')
             f.return_type = self.types.use(rt, where)
             f.encode_result = encoder(elem)
+            if f.primary_key is not None and f.primary_key not in [n for n, _ in elem.elements]:
+                raise ModuleDefError(f'{where}: primary_key={f.primary_key!r} is not a field of {elem.cls.__name__}')
             views = c.anonymous_views if f.anonymous else c.views
             f.index = len(views)
             views.append(f)

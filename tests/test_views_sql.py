@@ -24,6 +24,7 @@ from harness.host import Database
 from harness.sql import QueryCache, SqlError, execute
 from module_sdk.build import build
 from module_sdk.sats import Identity
+from module_sdk.sats.raw_def import decode_raw_def
 from tests.test_server_ws_common import AppServerThread, RawClient, bsatn_str
 
 pytestmark = pytest.mark.slow
@@ -57,7 +58,7 @@ def drop(ctx: ReducerContext, name: str) -> None:
             ctx.db.item.id.delete(it.id)
 
 
-@view
+@view(primary_key="id")
 def my_items(ctx: ViewContext) -> list[Item]:
     return list(ctx.db.item.owner.filter(ctx.sender))
 
@@ -187,6 +188,8 @@ def test_query_builder_views(db):
     # the module def encodes Query[Item] as upstream's {__query__: Item}; the view returns RawSql
     vdef = next(v for v in db.mdef.views if v.name == "figs")
     assert [n for n, _ in vdef.return_type.elements] == ["__query__"]
+    sections = {s.tag: s.value for s in decode_raw_def(db.mdef.raw).value[0]}
+    assert sections[13] == [("my_items", ["id"])]  # ViewPrimaryKeys: only the declared one
     assert db.call_view("figs").raw_sql == \
         '''SELECT * FROM "item" WHERE (("item"."name" = 'fig') OR ("item"."name" = 'it''s'))'''
     assert db.call_view("liked_items", sender=ALICE).raw_sql == (
@@ -315,8 +318,11 @@ def test_generated_bindings_include_views(wasm, app, tmp_path):
     files = generate_python(module_def_from_wasm(wasm))
     tables = files["tables.py"]
     assert "class MyItemsTable(TableHandle[Item]):" in tables and "class LongNamesTable(TableHandle[Item]):" in tables
-    assert "    my_items: MyItemsTable\n" in tables and "view `my_items` (read-only" in tables
-    assert 'TableSpec("my_items", Item.__sats_type__),' in files["__init__.py"]
+    assert "    my_items: MyItemsTable\n" in tables and "view `my_items`" in tables
+    init = files["__init__.py"]
+    assert 'TableSpec("my_items", Item.__sats_type__, primary_key=0),' in init  # ViewPrimaryKeys
+    assert 'TableSpec("figs", Item.__sats_type__, primary_key=0),' in init  # a Query[Item] view: item's key
+    assert 'TableSpec("long_names", Item.__sats_type__),' in init
     assert '"long_names": LongNamesTable' in files["__init__.py"]
     # the same bindings from the server's schema JSON (the Views section is read)
     with urllib.request.urlopen(f"{app.url}/v1/database/views/schema?version=10", timeout=30) as r:

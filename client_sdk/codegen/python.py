@@ -264,7 +264,7 @@ def _table_py(ctx: _Ctx) -> tuple[str, list[str], list[str], str]:
         short = f"`conn.db.{accessor}`: table `{t.name}`."
         if isinstance(t, _ViewTable):
             whose = "the same for every client" if t.anonymous else "computed for this connection's identity"
-            doc = f"`conn.db.{accessor}`: the cached rows of view `{t.name}` (read-only; {whose})."
+            doc = f"`conn.db.{accessor}`: the cached rows of view `{t.name}` (read-only; {whose}{pk})."
             short = f"`conn.db.{accessor}`: view `{t.name}`."
         text = f"class {cls}(TableHandle[{row}]):\n" + _short_doc(doc, short, "    ")
         if ix_lines:
@@ -305,6 +305,7 @@ class _ViewTable:
         self.row_ref = row_ref
         self.column_names = column_names
         self.anonymous = view.is_anonymous
+        self.primary_key = view.primary_key
 
 
 def _client_tables(mdef: ModuleDef) -> list:

@@ -12,7 +12,7 @@ from module_sdk.sats.satsjson import value_from_json
 
 # Sections client bindings need (views are read-only tables there); RLS, HTTP handlers... are left out.
 _SECTIONS = ("Typespace", "Types", "Tables", "Reducers", "Procedures", "Views", "Schedules", "LifeCycleReducers",
-             "CaseConversionPolicy", "ExplicitNames")
+             "CaseConversionPolicy", "ExplicitNames", "ViewPrimaryKeys")
 
 
 def module_def_from_schema_json(obj: dict) -> ModuleDef:

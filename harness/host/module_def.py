@@ -87,6 +87,7 @@ class FunctionDef:
     index: int = 0
     is_anonymous: bool = False
     public: bool = True
+    primary_key: int | None = None  # views: a row column clients treat as the key (ViewPrimaryKeys / Query<T>)
 
 
 @dataclass
@@ -234,8 +235,51 @@ def _from_v10(v10: tuple) -> ModuleDef:
     types = [TypeDef(tuple(scope), name, ty) for (scope, name), ty, _custom in sections.get(1, [])]
     rls = [sql for (sql,) in sections.get(8, [])]
     mdef = ModuleDef(10, typespace, tables, reducers, types, procedures, views, rls)
+    _view_primary_keys(mdef, sections.get(13, []))
     _http(mdef, sections.get(11, []), sections.get(12, []), lambda s: canon("function", s))
     return mdef
+
+
+def _view_row(v: FunctionDef, ts: Typespace) -> tuple[int | None, bool]:
+    """(row type ref, is a query-builder view) of a view returning Vec<T>, Option<T> or {__query__: T}."""
+    ret = v.return_type
+    if isinstance(ret, ProductType) and [n for n, _ in ret.elements] == ["__query__"]:
+        elem, query = ret.elements[0][1], True
+    elif getattr(ret, "is_array", lambda: False)():
+        elem, query = ret.elem, False
+    elif getattr(ret, "is_option", lambda: False)():
+        elem, query = ret.elements[0][1], False
+    else:
+        return None, False
+    return (elem.index if isinstance(elem, RefType) else None), query
+
+
+def _view_primary_keys(mdef: ModuleDef, raw: list) -> None:
+    """ViewPrimaryKeys (by column source name), then upstream's default for query-builder views: the primary
+    key of the table(s) with the view's row type, if they agree."""
+    seen: set[str] = set()
+    for view_source, columns in raw:
+        if view_source in seen:
+            raise ModuleDefError(f"view {view_source!r} has more than one ViewPrimaryKeys entry")
+        seen.add(view_source)
+        if len(columns) > 1:
+            raise ModuleDefError(f"view {view_source!r}: a view primary key has at most one column")
+        v = next((v for v in mdef.views if v.source_name == view_source), None)
+        if v is None:
+            raise ModuleDefError(f"ViewPrimaryKeys names {view_source!r}, which is not a view")
+        ref, _ = _view_row(v, mdef.typespace)
+        row = mdef.typespace.types[ref] if ref is not None and ref < len(mdef.typespace.types) else None
+        names = [n for n, _ in row.elements] if isinstance(row, ProductType) else []
+        if columns:
+            if columns[0] not in names:
+                raise ModuleDefError(f"view {view_source!r} has no column {columns[0]!r} for its primary key")
+            v.primary_key = names.index(columns[0])
+    for v in mdef.views:
+        ref, query = _view_row(v, mdef.typespace)
+        if query and v.primary_key is None and ref is not None:
+            pks = {t.primary_key for t in mdef.tables if t.row_ref == ref and t.primary_key is not None}
+            if len(pks) == 1:
+                v.primary_key = pks.pop()
 
 
 def _http(mdef: ModuleDef, handlers: list, routes: list, canon) -> None:
