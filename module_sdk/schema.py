@@ -402,9 +402,9 @@ def view(fn=None, *, name=None, public=True, anonymous=None, primary_key=None):
     return _decorator('view', fn, (name, None, False, anonymous), check)
 
 
-def anonymous_view(fn=None, *, name=None):
+def anonymous_view(fn=None, *, name=None, primary_key=None):
     """`@view(anonymous=True)`."""
-    return view(fn, name=name, anonymous=True)
+    return view(fn, name=name, anonymous=True, primary_key=primary_key)
 
 
 def http_handler(fn=None, *, name=None):
