@@ -19,7 +19,15 @@ Reference: docs/module-api.md.  Build with `spacetime-py build` (module_sdk.buil
 
 from . import log
 from .columns import auto_inc, btree, default, direct, field, hash_index, index, primary_key, unique
-from .context import AnonymousViewContext, AuthContext, ProcedureContext, ReducerContext, TxContext, ViewContext
+from .context import (
+    AnonymousViewContext,
+    AuthContext,
+    HandlerContext,
+    ProcedureContext,
+    ReducerContext,
+    TxContext,
+    ViewContext,
+)
 from .errors import (
     AutoIncOverflow,
     BsatnDecodeError,
@@ -79,9 +87,11 @@ from .schema import (
     client_connected,
     client_disconnected,
     client_visibility_filter,
+    http_handler,
     init,
     procedure,
     reducer,
+    router,
     settings,
     table,
     view,
@@ -90,10 +100,12 @@ from .schema import (
 __all__ = [
     # declaring
     'table', 'reducer', 'init', 'client_connected', 'client_disconnected', 'procedure', 'view', 'anonymous_view',
-    'client_visibility_filter', 'settings', 'product', 'sum_type',
+    'client_visibility_filter', 'settings', 'product', 'sum_type', 'http_handler', 'router', 'Router', 'Request',
+    'Response', 'Query',
     'field', 'primary_key', 'unique', 'auto_inc', 'index', 'default', 'btree', 'hash_index', 'direct',
     # contexts
     'ReducerContext', 'TxContext', 'ViewContext', 'AnonymousViewContext', 'ProcedureContext', 'AuthContext',
+    'HandlerContext',
     'JwtClaims',
     # types and values
     'u8', 'u16', 'u32', 'u64', 'u128', 'u256', 'i8', 'i16', 'i32', 'i64', 'i128', 'i256', 'f32', 'f64',
@@ -108,3 +120,15 @@ __all__ = [
     # misc
     'log', 'Rng', 'HttpResponse', 'schedule_immediate',
 ]
+
+
+# Loaded on first use, so modules that do not serve HTTP or build queries keep them out of their snapshot
+# (`__import__`, not an import statement: the build imports every nested import statement eagerly).
+_LAZY = {'Request': 'http_handlers', 'Response': 'http_handlers', 'Router': 'http_handlers', 'Query': 'query'}
+
+
+def __getattr__(name):
+    sub = _LAZY.get(name)
+    if sub is None:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    return getattr(__import__(f'{__name__}.{sub}', fromlist=('_',)), name)

@@ -1,4 +1,4 @@
-"""The five entry points the C runtime calls (contract at the end of module_sdk/_spacetime.pyi).
+"""The six entry points the C runtime calls (contract at the end of module_sdk/_spacetime.pyi).
 
 Imported by the build right after the user's module, so `finalize()` (validation, the module def bytes, all
 codecs) runs at build time and lands in the snapshot; a schema error is a build error.
@@ -10,31 +10,39 @@ traps when `call_procedure` returns a str instead of the BSATN result.
 """
 
 import struct
+import sys
 
 from . import _abi
 from . import log as _log
 from . import schema as _schema
-from .context import AnonymousViewContext, ProcedureContext, ReducerContext, ViewContext
+from .context import AnonymousViewContext, HandlerContext, ProcedureContext, ReducerContext, ViewContext
 from .errors import SenderError
 from .sats.values import Some, _mk_connection_id, _mk_identity, _mk_timestamp
 
 _U32 = struct.Struct('<I').pack
+_VERSIONS = ('HTTP/0.9', 'HTTP/1.0', 'HTTP/1.1', 'HTTP/2', 'HTTP/3')
 _Z16 = bytes(16)
 
 _DEF = b''
-_REDUCERS = _PROCEDURES = _VIEWS = _ANON_VIEWS = ()
+_REDUCERS = _PROCEDURES = _VIEWS = _ANON_VIEWS = _HTTP_HANDLERS = ()
 _DB = _VIEW_DB = None
 
 
 def load(compiled):
     """Serve `compiled` (a `schema.Compiled`); done on import for the current module."""
-    global _DEF, _REDUCERS, _PROCEDURES, _VIEWS, _ANON_VIEWS, _DB, _VIEW_DB
+    global _DEF, _REDUCERS, _PROCEDURES, _VIEWS, _ANON_VIEWS, _HTTP_HANDLERS, _DB, _VIEW_DB
     _DEF = compiled.module_def
     _REDUCERS = tuple(compiled.reducers)
     _PROCEDURES = tuple(compiled.procedures)
     _VIEWS = tuple(compiled.views)
     _ANON_VIEWS = tuple(compiled.anonymous_views)
+    _HTTP_HANDLERS = tuple(compiled.http_handlers)
     _DB = compiled.db
+    q = sys.modules.get(__package__ + '.query')  # loaded when a view is declared -> Query[...]
+    if q is not None:
+        q.set_tables(compiled.query_tables)
+    if _HTTP_HANDLERS:  # bundled now (build time): call_http_handler uses it at run time
+        __import__(__package__ + '.http_handlers')
     _VIEW_DB = compiled.view_db
 
 
@@ -115,6 +123,11 @@ def _procedure_failed(message):
 
 
 def _view_rows(f, r):
+    if f.result_kind == 'query':  # ViewResultHeader::RawSql(sql)
+        if not sys.modules[__package__ + '.query'].is_query(r):
+            raise TypeError('a Query[...] view must return a query (ctx.from_.<table>...)')
+        sql = r.sql().encode('utf-8')
+        return 2, b'\x01' + _U32(len(sql)) + sql
     enc = f.encode_result
     if f.result_kind == 'option':
         if r is None:
@@ -153,6 +166,33 @@ def call_view_anon(id, args):
     except IndexError:
         return f'no anonymous view with id {id}'
     return _run_view(f, AnonymousViewContext(_VIEW_DB))
+
+
+def _http_error(status, text):
+    enc = sys.modules[__package__ + '.http_handlers'].encode_response
+    return enc(status, [('content-type', b'text/plain; charset=utf-8')]), text.encode('utf-8')
+
+
+def call_http_handler(id, ts, request, body):
+    """An @http_handler: (HttpResponse BSATN, body).  A failing handler answers 500 with the error (logged)."""
+    try:
+        f = _HTTP_HANDLERS[id]
+    except IndexError:
+        return _http_error(404, f'no http handler with id {id}')
+    _http = sys.modules[__package__ + '.http_handlers']
+    try:
+        method, headers, uri, version = _http.decode_request(request)
+    except Exception as e:
+        return _http_error(400, f'invalid request: {_summary(e)}')
+    ver = _VERSIONS[version] if version < len(_VERSIONS) else 'HTTP/1.1'
+    req = _http.Request(method, uri, headers, body, ver)
+    try:
+        r = f.fn(HandlerContext(_mk_timestamp(ts), _DB), req)
+        if not isinstance(r, _http.Response):
+            raise TypeError(f'http handler {f.name} returned {r!r}, not a Response')
+    except Exception as e:
+        return _http_error(500, _failed(f, e))
+    return _http.encode_response(r.status, r.headers), r.body
 
 
 load(_schema.current().finalize())

@@ -62,12 +62,13 @@ def datastore_clear(table_id: int) -> int:
 # not an import: the timestamp (µs) of the call being served, which WASI clocks also report
 def now_micros() -> int: ...
 
-# ---- What the runtime calls: module_sdk/_dispatch.py must define these five names ----
+# ---- What the runtime calls: module_sdk/_dispatch.py must define these six names ----
 # describe_module() -> bytes                                       BSATN RawModuleDef
 # call_reducer(id, sender: bytes32, conn: bytes16, ts_us, args) -> None | str   (str = error message)
 # call_procedure(id, sender, conn, ts_us, args) -> bytes | str     (bytes = BSATN return value; str = the
 #                                                  reason, already logged: the runtime then traps, as upstream)
 # call_view(id, sender: bytes32, args) -> (code, bytes) | str      (code 2: ViewResultHeader + rows)
 # call_view_anon(id, args) -> (code, bytes) | str
+# call_http_handler(id, ts_us, request: bytes, body: bytes) -> (HttpResponse BSATN, body bytes)
 # An exception escaping any of them is reported as "Type: message" and the call fails (never a trap), except
 # in call_procedure, where it is logged and the call traps.

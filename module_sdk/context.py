@@ -9,10 +9,13 @@ ReducerContext (also `TxContext` inside `ProcedureContext.with_tx`):
     ctx.rng              deterministic random generator seeded from the timestamp (`ctx.random()` = float)
     ctx.new_uuid_v4(), ctx.new_uuid_v7()
     ctx.sender_auth      .jwt (JwtClaims: .subject .issuer .audience .raw_payload, or None), .has_jwt, .is_internal
-ViewContext: sender, db (read-only).  AnonymousViewContext: db (read-only).
+ViewContext: sender, db (read-only), from_ (query builder).  AnonymousViewContext: db (read-only), from_.
 ProcedureContext: sender, connection_id, timestamp, identity, rng, new_uuid_*, http, with_tx(fn),
     try_with_tx(fn), sleep_until(timestamp).
+HandlerContext (HTTP handlers): timestamp, identity, rng, new_uuid_*, http, with_tx(fn), try_with_tx(fn).
 """
+
+import sys
 
 from . import _abi
 from .http import HttpClient
@@ -140,6 +143,14 @@ class ViewContext:
         self.sender = sender
         self.db = db
 
+    @property
+    def from_(self):
+        """Query builder for `-> Query[Row]` views: `ctx.from_.<table>.where(...)` (module_sdk/query.py)."""
+        q = sys.modules.get(__package__ + '.query')  # loaded (and bundled) by `from module_sdk import Query`
+        if q is None:
+            raise AttributeError('ctx.from_ builds the result of a -> Query[Row] view: import Query from module_sdk')
+        return q.current_from()
+
     def __repr__(self):
         return f'<ViewContext sender={self.sender}>'
 
@@ -151,6 +162,14 @@ class AnonymousViewContext:
 
     def __init__(self, db):
         self.db = db
+
+    @property
+    def from_(self):
+        """Query builder for `-> Query[Row]` views: `ctx.from_.<table>.where(...)` (module_sdk/query.py)."""
+        q = sys.modules.get(__package__ + '.query')  # loaded (and bundled) by `from module_sdk import Query`
+        if q is None:
+            raise AttributeError('ctx.from_ builds the result of a -> Query[Row] view: import Query from module_sdk')
+        return q.current_from()
 
     def __repr__(self):
         return '<AnonymousViewContext>'
@@ -207,5 +226,18 @@ class ProcedureContext(_CallInfo):
         return f'<ProcedureContext sender={self.sender} timestamp={self.timestamp}>'
 
 
-__all__ = ['AnonymousViewContext', 'AuthContext', 'Identity', 'ProcedureContext', 'ReducerContext', 'TxContext',
-           'ViewContext', 'database_identity']
+class HandlerContext(ProcedureContext):
+    """The context of an HTTP handler call: like a procedure's, without a caller (HTTP requests are not
+    authenticated; transactions run with the zero identity as sender, as upstream)."""
+
+    __slots__ = ()
+
+    def __init__(self, timestamp, db):
+        super().__init__(_mk_identity(bytes(32)), None, timestamp, db)
+
+    def __repr__(self):
+        return f'<HandlerContext timestamp={self.timestamp}>'
+
+
+__all__ = ['AnonymousViewContext', 'AuthContext', 'HandlerContext', 'Identity', 'ProcedureContext', 'ReducerContext',
+           'TxContext', 'ViewContext', 'database_identity']

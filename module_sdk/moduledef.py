@@ -16,6 +16,9 @@ Shapes:
     lifecycles  [(lifecycle tag, function source name)]
     rls         [sql]
     explicit    [(kind tag: 0 table / 1 function / 2 index, source_name, canonical_name)]
+    http_handlers [source_name]                 (HttpHandlerId = position)
+    http_routes [(handler source_name, method name or None = any, path)]
+    view_primary_keys [(view source_name, [column source name])]
 """
 
 from .sats.raw_def import V10, algebraic_type_to_value, encode_raw_def_once, product_type_to_value
@@ -33,6 +36,11 @@ SEC_LIFECYCLE = 7
 SEC_RLS = 8
 SEC_CASE_POLICY = 9
 SEC_EXPLICIT_NAMES = 10
+SEC_HTTP_HANDLERS = 11
+SEC_HTTP_ROUTES = 12
+SEC_VIEW_PRIMARY_KEYS = 13
+HTTP_METHOD_TAGS = {m: i for i, m in enumerate(('GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS',
+                                                 'TRACE', 'PATCH'))}
 
 ALGO_TAGS = {'btree': 0, 'hash': 1, 'direct': 2}
 LIFECYCLE_TAGS = {'init': 0, 'client_connected': 1, 'client_disconnected': 2}
@@ -119,8 +127,19 @@ def _lifecycle(item):
     return _unit(tag), function
 
 
+def _route(item):
+    handler, method, path = item
+    if method is None:
+        m = _unit(0)  # MethodOrAny::Any
+    elif method in HTTP_METHOD_TAGS:
+        m = SumValue(1, _unit(HTTP_METHOD_TAGS[method]))
+    else:
+        m = SumValue(1, SumValue(9, method))  # HttpMethod::Extension
+    return handler, m, path
+
+
 def encode(typespace, types=(), tables=(), reducers=(), procedures=(), views=(), schedules=(), lifecycles=(),
-           rls=(), case_policy=CASE_SNAKE, explicit=()):
+           rls=(), case_policy=CASE_SNAKE, explicit=(), http_handlers=(), http_routes=(), view_primary_keys=()):
     """The BSATN of `RawModuleDef::V10(...)`."""
     sections = []
 
@@ -142,4 +161,7 @@ def encode(typespace, types=(), tables=(), reducers=(), procedures=(), views=(),
         sections.append(SumValue(SEC_CASE_POLICY, _unit(case_policy)))
     section(SEC_EXPLICIT_NAMES, explicit,
             lambda items: ([SumValue(kind, (source, canonical)) for kind, source, canonical in items],))
+    section(SEC_HTTP_HANDLERS, http_handlers, lambda items: [(name,) for name in items])
+    section(SEC_HTTP_ROUTES, http_routes, lambda items: [_route(i) for i in items])
+    section(SEC_VIEW_PRIMARY_KEYS, view_primary_keys, lambda items: [(v, list(cols)) for v, cols in items])
     return encode_raw_def_once(SumValue(V10, (sections,)))

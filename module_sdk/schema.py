@@ -112,10 +112,10 @@ class FunctionDef:
 
     __slots__ = ('kind', 'fn', 'name', 'explicit', 'lifecycle', 'private', 'anonymous', 'where', 'params',
                  'param_types', 'return_type', 'decode_args', '_encode_args', 'encode_result', 'result_kind',
-                 'index', 'scheduled_by', 'canonical')
+                 'index', 'scheduled_by', 'canonical', 'primary_key')
 
     def __init__(self, kind, fn, explicit=None, lifecycle=None, private=False, anonymous=False):
-        self.kind = kind                 # 'reducer' | 'procedure' | 'view'
+        self.kind = kind                 # 'reducer' | 'procedure' | 'view' | 'http_handler'
         self.fn = fn
         self.name = fn.__name__          # source name
         self.explicit = explicit         # explicit canonical name or None
@@ -133,6 +133,7 @@ class FunctionDef:
         self.index = None                # ReducerId / procedure index / view index
         self.scheduled_by = None
         self.canonical = None
+        self.primary_key = None          # views: the row field clients key rows by (ViewPrimaryKeys)
 
     def encode_args(self, args):
         """BSATN of the arguments (schedule_immediate); the codec is built on first use."""
@@ -152,6 +153,7 @@ class Module:
         self.tables = []
         self.functions = []
         self.rls = []
+        self.routers = []             # [(function returning a Router, where)]
         self.case_policy = md.CASE_SNAKE
         self.db = Database()          # ctx.db of reducers and transactions
         self.view_db = Database()     # ctx.db of views (read-only handles)
@@ -180,6 +182,10 @@ class Module:
                                      f'{f.kind} {f.name!r} ({f.where})')
         self.functions.append(fdef)
 
+    def add_router(self, fn, where):
+        self._check_open('an HTTP router')
+        self.routers.append((fn, where))
+
     def add_rls(self, sql, where):
         self._check_open('a client visibility filter')
         if not isinstance(sql, str) or not sql.strip():
@@ -203,8 +209,8 @@ class Module:
 class Compiled:
     """What `_dispatch` needs: the module def bytes and the per-kind function lists (index = id)."""
 
-    __slots__ = ('module_def', 'reducers', 'procedures', 'views', 'anonymous_views', 'db', 'view_db',
-                 'typespace', 'tables')
+    __slots__ = ('module_def', 'reducers', 'procedures', 'views', 'anonymous_views', 'http_handlers', 'db',
+                 'view_db', 'typespace', 'tables', 'query_tables')
 
     def __init__(self):
         self.module_def = b''
@@ -212,6 +218,8 @@ class Compiled:
         self.procedures = []
         self.views = []
         self.anonymous_views = []
+        self.http_handlers = []
+        self.query_tables = {}  # accessor -> (canonical name, {field: canonical column}) for ctx.from_
         self.db = None
         self.view_db = None
         self.typespace = None
@@ -380,9 +388,11 @@ def procedure(fn=None, *, name=None, private=False):
     return _decorator('procedure', fn, (name, None, private, False))
 
 
-def view(fn=None, *, name=None, public=True, anonymous=None):
-    """Declare a view: `def f(ctx: ViewContext) -> Option[Row]` or `-> list[Row]`.  With
-    `ctx: AnonymousViewContext` (or anonymous=True) it is the same for every caller.  Views are public."""
+def view(fn=None, *, name=None, public=True, anonymous=None, primary_key=None):
+    """Declare a view: `def f(ctx: ViewContext) -> Option[Row]`, `-> list[Row]` or `-> Query[Row]`.  With
+    `ctx: AnonymousViewContext` (or anonymous=True) it is the same for every caller.  Views are public.
+    `primary_key="field"` tells clients to key the view's rows by that field (on_update callbacks); a
+    Query[Row] view over a table with a primary key gets that one by default."""
     if not public:
         raise ModuleDefError('only public views are supported by SpacetimeDB')
 
@@ -395,13 +405,37 @@ def view(fn=None, *, name=None, public=True, anonymous=None):
                                  'views cannot have parameters')
         if ann is ViewContext and fdef.anonymous:
             raise ModuleDefError(f'view {fdef.name} ({fdef.where}) is anonymous but its context is a ViewContext')
+        if primary_key is not None and not isinstance(primary_key, str):
+            raise TypeError('@view(primary_key=...) takes a field name')
+        fdef.primary_key = primary_key
 
     return _decorator('view', fn, (name, None, False, anonymous), check)
 
 
-def anonymous_view(fn=None, *, name=None):
+def anonymous_view(fn=None, *, name=None, primary_key=None):
     """`@view(anonymous=True)`."""
-    return view(fn, name=name, anonymous=True)
+    return view(fn, name=name, anonymous=True, primary_key=primary_key)
+
+
+def http_handler(fn=None, *, name=None):
+    """Declare an HTTP handler: `def f(ctx: HandlerContext, req: Request) -> Response`.  It serves the routes a
+    `@router` binds to it, at `/v1/database/<db>/route<path>`; like a procedure, no transaction is open
+    (`ctx.with_tx`).  An exception answers 500 with its message."""
+
+    def check(fdef, code):
+        if code.co_argcount != 2:
+            raise ModuleDefError(f'http_handler {fdef.name} ({fdef.where}) must take (ctx, request)')
+
+    return _decorator('http_handler', fn, (name, None, False, False), check)
+
+
+def router(fn):
+    """Declare the module's HTTP routes: a function without parameters returning a `Router`, called once
+    when the module is built.  Several routers are merged (a route declared twice is an error)."""
+    if not callable(fn) or not hasattr(fn, '__code__') or fn.__code__.co_argcount:
+        raise TypeError(f'@router decorates a function without parameters, got {fn!r}')
+    current().add_router(fn, _where_fn(fn))
+    return fn
 
 
 def client_visibility_filter(sql):
@@ -525,6 +559,7 @@ class _Builder:
                 raise ModuleDefError(f'table {t.accessor} ({t.where}): scheduled_at= needs scheduled=')
         self._check_names()
         c = self.c
+        routes = self._routes()
         reducers = c.reducers
         lifecycles = []
         seen = {}
@@ -542,10 +577,13 @@ class _Builder:
             [(f.name, f.param_types, f.return_type, _visibility(f)) for f in c.procedures],
             [(f.name, f.index, True, f.anonymous, f.param_types, f.return_type)
              for f in c.views + c.anonymous_views],
-            self.schedules, lifecycles, m.rls, m.case_policy, self.explicit)
+            self.schedules, lifecycles, m.rls, m.case_policy, self.explicit,
+            [f.name for f in c.http_handlers], routes,
+            [(f.name, [f.primary_key]) for f in c.views + c.anonymous_views if f.primary_key is not None])
         c.db = m.db
         c.view_db = m.view_db
         c.tables = list(m.tables)
+        c.query_tables = {t.accessor: (t.canonical, {n: self.canon(n) for n, _, _ in t.columns}) for t in m.tables}
         return c
 
     # -- tables --
@@ -668,6 +706,15 @@ class _Builder:
         anns = fn.__annotations__
         where = f'{f.kind} {f.name} ({f.where})'
         _ident(f.name, f'{f.kind} name')
+        if f.kind == 'http_handler':  # (ctx, request) -> Response: no SATS types involved
+            if f.explicit is not None:
+                _ident(f.explicit, f'{where}: name')
+                if f.explicit != self.canon(f.name):
+                    self.explicit.append((1, f.name, f.explicit))
+            f.canonical = f.explicit if f.explicit is not None else self.canon(f.name)
+            f.index = len(self.c.http_handlers)
+            self.c.http_handlers.append(f)
+            return
         params = []
         for n in code.co_varnames[1:code.co_argcount]:
             if n not in anns:
@@ -696,7 +743,23 @@ class _Builder:
         else:
             if 'return' not in anns:
                 raise ModuleDefError(f'{where}: annotate the return type: -> Option[Row] or -> list[Row]')
-            rt = self._type(anns['return'], fn, where + ' return type')
+            ret = anns['return']
+            q = sys.modules.get(__package__ + '.query')  # loaded by whoever wrote Query[...]
+            if q is not None and isinstance(ret, str) and ret.replace(' ', '').startswith('Query['):
+                ret = eval(ret, fn.__globals__)  # noqa: S307 - the module's own annotation
+            if q is not None and isinstance(ret, q.Query):
+                row = self._type(ret.row, fn, where + ' return type')
+                if row.tag != TAG_PRODUCT or row.cls is None:
+                    raise ModuleDefError(f'{where}: Query[...] takes a table row class, not {row!r}')
+                f.return_type = ProductType([(q.QUERY_TAG, self.types.use(row, where))])
+                if f.primary_key is not None and f.primary_key not in [n for n, _ in row.elements]:
+                    raise ModuleDefError(f'{where}: primary_key={f.primary_key!r} is not a field of {row.cls.__name__}')
+                f.result_kind = 'query'
+                views = c.anonymous_views if f.anonymous else c.views
+                f.index = len(views)
+                views.append(f)
+                return
+            rt = self._type(ret, fn, where + ' return type')
             if rt.tag == TAG_ARRAY:
                 elem, f.result_kind = rt.elem, 'list'
             elif rt.is_option():
@@ -707,9 +770,32 @@ class _Builder:
                 raise ModuleDefError(f'{where}: view rows must be a table row or @product class, not {elem!r}')
             f.return_type = self.types.use(rt, where)
             f.encode_result = encoder(elem)
+            if f.primary_key is not None and f.primary_key not in [n for n, _ in elem.elements]:
+                raise ModuleDefError(f'{where}: primary_key={f.primary_key!r} is not a field of {elem.cls.__name__}')
             views = c.anonymous_views if f.anonymous else c.views
             f.index = len(views)
             views.append(f)
+
+    def _routes(self):
+        """[(handler source name, method or None, path)] of every @router, merged."""
+        if not self.m.routers:
+            return []
+        Router = __import__(__package__ + '.http_handlers', fromlist=('_',)).Router  # not in every snapshot
+
+        merged = Router()
+        for fn, where in self.m.routers:
+            try:
+                r = fn()
+                if not isinstance(r, Router):
+                    raise TypeError(f'it returned {r!r}, not a Router')
+                merged.merge(r)
+            except (TypeError, ValueError) as e:
+                raise ModuleDefError(f'router {fn.__name__} ({where}): {e}') from None
+        declared = {id(f.fn) for f in self.c.http_handlers}
+        for _m, _p, h in merged.routes:
+            if id(h) not in declared:
+                raise ModuleDefError(f'a router routes to {h.__name__}, which is not an @http_handler of this module')
+        return [(h.__spacetime__.name, m, p) for m, p, h in merged.routes]
 
     def _type(self, ann, fn, where):
         try:
@@ -869,5 +955,5 @@ def _shared(t):
 
 
 __all__ = ['Module', 'ModuleDefError', 'anonymous_view', 'client_connected', 'client_disconnected',
-           'client_visibility_filter', 'current', 'init', 'new_module', 'procedure', 'reducer', 'settings', 'table',
-           'view']
+           'client_visibility_filter', 'current', 'http_handler', 'init', 'new_module', 'procedure', 'reducer',
+           'router', 'settings', 'table', 'view']

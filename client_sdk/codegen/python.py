@@ -236,7 +236,7 @@ def _table_py(ctx: _Ctx) -> tuple[str, list[str], list[str], str]:
     specs: list[str] = []
     members: list[str] = []
     uses_unique = uses_btree = False
-    for t in sorted(mdef.tables, key=lambda t: t.name):
+    for t in _client_tables(mdef):
         row = ctx.names[t.row_ref]
         cls = f"{pascal(t.name)}Table"
         accessor = py_name(t.name)
@@ -262,6 +262,10 @@ def _table_py(ctx: _Ctx) -> tuple[str, list[str], list[str], str]:
         kind = "event table" if t.is_event else "table"
         doc = f"`conn.db.{accessor}`: the cached rows of {kind} `{t.name}` ({'public' if t.public else 'private'}{pk})."
         short = f"`conn.db.{accessor}`: table `{t.name}`."
+        if isinstance(t, _ViewTable):
+            whose = "the same for every client" if t.anonymous else "computed for this connection's identity"
+            doc = f"`conn.db.{accessor}`: the cached rows of view `{t.name}` (read-only; {whose}{pk})."
+            short = f"`conn.db.{accessor}`: view `{t.name}`."
         text = f"class {cls}(TableHandle[{row}]):\n" + _short_doc(doc, short, "    ")
         if ix_lines:
             text += "\n" + "\n".join(ix_lines)
@@ -285,6 +289,38 @@ def _table_py(ctx: _Ctx) -> tuple[str, list[str], list[str], str]:
     tail = "class RemoteTables(_RemoteTables):\n" + _doc("`conn.db`: every table of the module.", "    ")
     tail += ("\n" + "".join(members)) if members else ""
     return head, classes, specs, tail
+
+
+class _ViewTable:
+    """A view as the client sees it: a read-only table of the view's rows, named after the view."""
+
+    unique: tuple = ()
+    indexes: tuple = ()
+    primary_key = None
+    is_event = False
+    public = True
+
+    def __init__(self, view, row_ref: int, column_names: tuple[str, ...]):
+        self.name = view.name
+        self.row_ref = row_ref
+        self.column_names = column_names
+        self.anonymous = view.is_anonymous
+        self.primary_key = view.primary_key
+
+
+def _client_tables(mdef: ModuleDef) -> list:
+    """Tables and subscribable views (no parameters, rows of a named product type), sorted by name."""
+    out: list = list(mdef.tables)
+    for v in mdef.views:
+        ret = v.return_type
+        query = isinstance(ret, ProductType) and [n for n, _ in ret.elements] == ["__query__"]  # Query<T>
+        elem = ret.elem if isinstance(ret, ArrayType) else ret.elements[0][1] if ret.is_option() or query else None
+        if v.params.elements or elem is None or not elem.is_ref():
+            continue
+        row = mdef.typespace[elem.index]
+        if isinstance(row, ProductType):
+            out.append(_ViewTable(v, elem.index, tuple(n for n, _ in row.elements)))
+    return sorted(out, key=lambda t: t.name)
 
 
 def _tuple(cols: tuple[int, ...]) -> str:
@@ -339,7 +375,7 @@ def generate_python(mdef: ModuleDef) -> dict[str, str]:
     if proc_specs:
         init += "    procedures=[\n" + "".join(f"{s}\n" for s in proc_specs) + "    ],\n"
     init += ")\n"
-    handles = [f'"{t.name}": {pascal(t.name)}Table' for t in sorted(mdef.tables, key=lambda t: t.name)]
+    handles = [f'"{t.name}": {pascal(t.name)}Table' for t in _client_tables(mdef)]
     init += "\n\nclass DbConnection(_DbConnection):\n"
     init += _doc("A connection with this module's typed `db`, `reducers` and `procedures`.", "    ")
     init += "\n    MODULE = MODULE\n"

@@ -10,9 +10,9 @@ from module_sdk.sats import SumValue
 from module_sdk.sats import raw_def as rd
 from module_sdk.sats.satsjson import value_from_json
 
-# Sections client bindings need; views, RLS, HTTP handlers... are left out.
-_SECTIONS = ("Typespace", "Types", "Tables", "Reducers", "Procedures", "Schedules", "LifeCycleReducers",
-             "CaseConversionPolicy", "ExplicitNames")
+# Sections client bindings need (views are read-only tables there); RLS, HTTP handlers... are left out.
+_SECTIONS = ("Typespace", "Types", "Tables", "Reducers", "Procedures", "Views", "Schedules", "LifeCycleReducers",
+             "CaseConversionPolicy", "ExplicitNames", "ViewPrimaryKeys")
 
 
 def module_def_from_schema_json(obj: dict) -> ModuleDef:

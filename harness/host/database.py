@@ -47,7 +47,7 @@ from module_sdk.sats import (
     sort_key,
 )
 
-from . import http_out
+from . import http_in, http_out
 from .abi import AbiEnv, IndexRuntime, LogRecord, ProcedureHost, TableRuntime, row_codec
 from .logs import LogStore
 from .migrate import MigrationError, plan
@@ -756,11 +756,27 @@ class Database:
             self._drain_immediate()
         return out
 
+    def _procedure_instance(self) -> tuple[Instance, AbiEnv, Callable | None]:
+        """The procedure instance (created on first use); the caller holds self._proc_lock."""
+        if self._proc is None:
+            inst, env, _ = self._instantiate(self.module, procedure=True)
+            names = [e.name for e in self.module.exports]
+            self._proc = (inst, env, inst.export("__call_procedure__") if "__call_procedure__" in names
+                          else _no_call_procedure)
+        return self._proc
+
+    # ------------------------------------------------------------------ HTTP handlers
+
+    def call_http_handler(self, method: str, path: str, **kw) -> http_in.HttpHandlerOutcome:
+        """Serve one request to the module's HTTP routes (`path`: after `/route`); see harness/host/http_in.py."""
+        return http_in.call_http_handler(self, method, path, **kw)
+
     # ------------------------------------------------------------------ views
 
     def call_view(self, view: str, args: bytes | Sequence | dict = b"", *,
-                  sender: Identity | None = None) -> ViewOutcome:
-        """Evaluate a view over committed state in a read-only transaction (anonymous views ignore sender)."""
+                  sender: Identity | None = None, reads: set[int] | None = None) -> ViewOutcome:
+        """Evaluate a view over committed state in a read-only transaction (anonymous views ignore sender).
+        `reads`, if given, receives the ids of the tables the view read (its result depends on nothing else)."""
         vdef = next((v for v in self.mdef.views if view in (v.name, v.source_name)), None)
         if vdef is None:
             raise ReducerNotFound(f"no such view: {view!r}")
@@ -775,7 +791,8 @@ class Database:
             env = self.env
             export = self.inst.export(export_name)
             with self.datastore.read() as rtx:
-                env.begin_call(vdef.name, rtx, read_only=True)
+                env.begin_call(vdef.name, rtx if reads is None else _ReadLog(rtx, self.datastore, reads),
+                               read_only=True)
                 sink = env.new_sink()
                 src = env.new_source(bytes(args))
                 try:
@@ -875,6 +892,39 @@ class Database:
         self._logs.close()
 
 
+class _ReadLog:
+    """A view's read transaction that notes which tables the view reads (callers re-run a view only after a
+    commit that changed one of them)."""
+
+    def __init__(self, rtx, datastore: Datastore, reads: set[int]):
+        self._rtx, self._ds, self._reads = rtx, datastore, reads
+
+    def _index(self, index_id: int) -> None:
+        try:
+            self._reads.add(self._ds.index_schema(index_id)[0])
+        except LookupError:
+            pass  # the read itself reports the bad id
+
+    def row_count(self, table_id: int) -> int:
+        self._reads.add(table_id)
+        return self._rtx.row_count(table_id)
+
+    def scan_bsatn(self, table_id: int) -> list[bytes]:
+        self._reads.add(table_id)
+        return self._rtx.scan_bsatn(table_id)
+
+    def index_point_bsatn(self, index_id: int, key):
+        self._index(index_id)
+        return self._rtx.index_point_bsatn(index_id, key)
+
+    def index_range_bsatn(self, index_id: int, prefix, start, end):
+        self._index(index_id)
+        return self._rtx.index_range_bsatn(index_id, prefix, start, end)
+
+    def __getattr__(self, name):
+        return getattr(self._rtx, name)
+
+
 class _ProcHost(ProcedureHost):
     """Transactions, sleep and HTTP for the procedure instance of one database."""
 
@@ -917,6 +967,10 @@ class _ProcHost(ProcedureHost):
 
     def http(self, request: bytes, body: bytes) -> tuple[bytes, bytes]:
         return http_out.perform(request, body, self.db.outbound_http)
+
+
+def _no_call_procedure(*_args):
+    raise ModuleLoadError("the module does not export __call_procedure__")
 
 
 def _key_fn(ty, ts):

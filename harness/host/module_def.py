@@ -87,6 +87,21 @@ class FunctionDef:
     index: int = 0
     is_anonymous: bool = False
     public: bool = True
+    primary_key: int | None = None  # views: a row column clients treat as the key (ViewPrimaryKeys / Query<T>)
+
+
+@dataclass
+class HttpRouteDef:
+    """A route of the HttpRoutes section: requests for `path` (exact, after `/route`) with `method` (None = any
+    method) go to HTTP handler `handler` (an index into `ModuleDef.http_handlers`: its HttpHandlerId)."""
+
+    handler: int
+    method: str | None
+    path: str
+
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+_ROUTE_PATH_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_~/")
 
 
 @dataclass
@@ -107,6 +122,15 @@ class ModuleDef:
     views: list[FunctionDef] = field(default_factory=list)
     row_level_security: list[str] = field(default_factory=list)
     raw: bytes = b""
+    http_handlers: list[str] = field(default_factory=list)  # canonical names; position = HttpHandlerId
+    http_routes: list[HttpRouteDef] = field(default_factory=list)
+
+    def match_http_route(self, method: str, path: str) -> HttpRouteDef | None:
+        """The route serving `method` at `path` (exact match, as upstream's ModuleDef::match_http_route)."""
+        for r in self.http_routes:
+            if r.path == path and (r.method is None or r.method == method):
+                return r
+        return None
 
     def table(self, name: str) -> TableDef:
         for t in self.tables:
@@ -210,7 +234,74 @@ def _from_v10(v10: tuple) -> ModuleDef:
              for source, index, public, anonymous, params, ret in sections.get(5, [])]
     types = [TypeDef(tuple(scope), name, ty) for (scope, name), ty, _custom in sections.get(1, [])]
     rls = [sql for (sql,) in sections.get(8, [])]
-    return ModuleDef(10, typespace, tables, reducers, types, procedures, views, rls)
+    mdef = ModuleDef(10, typespace, tables, reducers, types, procedures, views, rls)
+    _view_primary_keys(mdef, sections.get(13, []))
+    _http(mdef, sections.get(11, []), sections.get(12, []), lambda s: canon("function", s))
+    return mdef
+
+
+def _view_row(v: FunctionDef, ts: Typespace) -> tuple[int | None, bool]:
+    """(row type ref, is a query-builder view) of a view returning Vec<T>, Option<T> or {__query__: T}."""
+    ret = v.return_type
+    if isinstance(ret, ProductType) and [n for n, _ in ret.elements] == ["__query__"]:
+        elem, query = ret.elements[0][1], True
+    elif getattr(ret, "is_array", lambda: False)():
+        elem, query = ret.elem, False
+    elif getattr(ret, "is_option", lambda: False)():
+        elem, query = ret.elements[0][1], False
+    else:
+        return None, False
+    return (elem.index if isinstance(elem, RefType) else None), query
+
+
+def _view_primary_keys(mdef: ModuleDef, raw: list) -> None:
+    """ViewPrimaryKeys (by column source name), then upstream's default for query-builder views: the primary
+    key of the table(s) with the view's row type, if they agree."""
+    seen: set[str] = set()
+    for view_source, columns in raw:
+        if view_source in seen:
+            raise ModuleDefError(f"view {view_source!r} has more than one ViewPrimaryKeys entry")
+        seen.add(view_source)
+        if len(columns) > 1:
+            raise ModuleDefError(f"view {view_source!r}: a view primary key has at most one column")
+        v = next((v for v in mdef.views if v.source_name == view_source), None)
+        if v is None:
+            raise ModuleDefError(f"ViewPrimaryKeys names {view_source!r}, which is not a view")
+        ref, _ = _view_row(v, mdef.typespace)
+        row = mdef.typespace.types[ref] if ref is not None and ref < len(mdef.typespace.types) else None
+        names = [n for n, _ in row.elements] if isinstance(row, ProductType) else []
+        if columns:
+            if columns[0] not in names:
+                raise ModuleDefError(f"view {view_source!r} has no column {columns[0]!r} for its primary key")
+            v.primary_key = names.index(columns[0])
+    for v in mdef.views:
+        ref, query = _view_row(v, mdef.typespace)
+        if query and v.primary_key is None and ref is not None:
+            pks = {t.primary_key for t in mdef.tables if t.row_ref == ref and t.primary_key is not None}
+            if len(pks) == 1:
+                v.primary_key = pks.pop()
+
+
+def _http(mdef: ModuleDef, handlers: list, routes: list, canon) -> None:
+    """HttpHandlers / HttpRoutes (module-def.md §2), checked as upstream's validate_http_route_def does."""
+    by_source: dict[str, int] = {}
+    for (source,) in handlers:
+        name = canon(source)
+        if name in mdef.http_handlers:
+            raise ModuleDefError(f"duplicate HTTP handler name {name!r}")
+        by_source[source] = len(mdef.http_handlers)
+        mdef.http_handlers.append(name)
+    for handler, method, path in routes:
+        if (path and not path.startswith("/")) or not _ROUTE_PATH_CHARS.issuperset(path):
+            raise ModuleDefError(f"invalid HTTP route path {path!r}: use '' or '/...' with a-z 0-9 - _ ~ /")
+        if handler not in by_source:
+            raise ModuleDefError(f"HTTP route {path!r} names {handler!r}, which is not an HTTP handler")
+        m = None if method.tag == 0 else (HTTP_METHODS[method.value.tag] if method.value.tag < 9
+                                          else method.value.value)
+        for r in mdef.http_routes:
+            if r.path == path and (r.method is None or m is None or r.method == m):
+                raise ModuleDefError(f"duplicate HTTP route {m or 'ANY'} {path!r}")
+        mdef.http_routes.append(HttpRouteDef(by_source[handler], m, path))
 
 
 def _table(raw: dict, ts: Typespace, name: str, policy_snake: bool, explicit: dict) -> TableDef:

@@ -125,9 +125,16 @@ def _has_dot_segment(raw_path: str) -> bool:
     return any(seg.lower().replace("%2e", ".") in (".", "..") for seg in path.split("/"))
 
 
+def _module_route(request: web.Request) -> bool:
+    """A plain OPTIONS request to a module route goes to the module; a CORS preflight is answered here."""
+    parts = request.path.split("/")
+    return (len(parts) >= 5 and parts[:3] == ["", "v1", "database"] and parts[4] == "route"
+            and "Access-Control-Request-Method" not in request.headers)
+
+
 @web.middleware
 async def middleware(request: web.Request, handler):
-    if request.method == "OPTIONS" and request.path.startswith("/v1"):
+    if request.method == "OPTIONS" and request.path.startswith("/v1") and not _module_route(request):
         return web.Response(status=200, headers=CORS_HEADERS)
     if _has_dot_segment(request.raw_path):
         return text_response("invalid path: `.` and `..` segments are not allowed", 400)
@@ -634,6 +641,9 @@ def setup_routes(app: web.Application) -> None:
     r.add_post(db + "/lock", lock_database)
     r.add_post(db + "/unlock", lock_database)
     r.add_get(db + "/unstable/timestamp", timestamp)
+    from .module_routes import setup_module_routes
+
+    setup_module_routes(app)
 
 
 __all__ = ["AUTH", "AUTHORITY_KEY", "REGISTRY_KEY", "STOPPING_KEY", "json_response", "setup_routes",

@@ -54,6 +54,8 @@ def comparable(t) -> bool:
 class TableInfo:
     """What SQL needs to know about one table."""
 
+    is_view = False
+
     def __init__(self, db, tdef):
         ts = db.mdef.typespace
         self.name = tdef.name
@@ -91,15 +93,30 @@ class Catalog:
         self.tables: dict[str, TableInfo] = {}
         for t in db.mdef.tables:
             self.tables[t.name] = TableInfo(db, t)
-        self.views = {v.name for v in getattr(db.mdef, "views", ())}
+        self.views: dict[str, object] = {}  # name -> ViewInfo (views.py), built on first use
+        self._view_defs = {v.name: v for v in getattr(db.mdef, "views", ())}
         self.rls_sql: dict[str, list[str]] = {}
         self._rls_checked: dict[str, list[Select]] | None = None
 
     def table(self, name: str, owner: bool) -> TableInfo:
         t = self.tables.get(name)
+        if t is None and name in self._view_defs:
+            t = self.view(name)
         if t is None or (not owner and not t.public):
             raise SqlError(f"no such table: `{name}`. If the table exists, it may be marked private.")
         return t
+
+    def view(self, name: str) -> TableInfo:
+        """The view `name` as a virtual table (harness/sql/views.py)."""
+        v = self.views.get(name)
+        if v is None:
+            from .views import ViewInfo
+
+            vdef = self._view_defs[name]
+            v = self.views[name] = ViewInfo(self.db, vdef, -1 - list(self._view_defs).index(name))
+        if v.has_params:
+            raise SqlError(f"view `{name}` takes parameters and cannot be queried")
+        return v
 
     def rls(self) -> dict[str, list[Select]]:
         """Parsed RLS filters by returned table name."""

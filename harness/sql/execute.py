@@ -15,6 +15,7 @@ from .errors import SqlError
 from .parser import Count, Delete, Insert, ProjCol, Select, SetVar, ShowVar, Star, TableRef, Update, parse_sql
 from .subscription import SubscriptionPlan
 from .vars import VARIABLES, get_var, row_limit, set_var
+from .views import ViewReadTx, materialize, views_of
 
 DML_LABEL = "__sql_dml__"
 
@@ -94,12 +95,15 @@ def _select(db, sel: Select, sender: Identity, owner: bool) -> QueryResult:
     cqs = [q] if owner else expand_rls(cat, q, sender)[0]
     frags = [Fragment(c) for c in cqs]
     limit = sel.limit
+    views = views_of(cqs)
     with db.datastore.read() as rt:
         lim = row_limit(db)
         if lim is not None and not owner:
-            est = SubscriptionPlan(sel, (), b.rels[ret].table, frags, False).estimate(rt)
+            est = SubscriptionPlan(sel, (), b.rels[ret].table, frags, False, views=views, db=db).estimate(rt)
             if est > lim:
                 raise SqlError(f"Estimated cardinality ({est} rows) exceeds limit ({lim} rows)")
+        if views:
+            rt = ViewReadTx(rt, materialize(db, views, sender))
         if isinstance(proj, Count):
             n = sum(w for f in frags for _b, _env, w in f.run(rt))
             rows = [(n,)]
@@ -144,7 +148,7 @@ def _show(db, stmt: ShowVar) -> QueryResult:
 
 
 def _dml_table(cat, name: str):
-    if name in cat.views and name not in cat.tables:
+    if name in cat._view_defs and name not in cat.tables:
         raise SqlError(f"`{name}` is a view; DML on views is not supported")
     return cat.table(name, True)
 

@@ -24,12 +24,19 @@ from .engine import Fragment
 from .errors import SqlError
 from .parser import parse_subscription
 from .vars import row_limit
+from .views import ViewReadTx, materialize, placeholder, views_of
 
 
 class SubscriptionPlan:
     """One subscription query, possibly several fragments after RLS expansion (their results are a union)."""
 
-    def __init__(self, sql: str, key: tuple, table, fragments: list[Fragment], sender_dependent: bool):
+    def __init__(self, sql: str, key: tuple, table, fragments: list[Fragment], sender_dependent: bool, *,
+                 views: dict | None = None, sender: Identity | None = None, db=None):
+        self._db = db
+        self.views = views or {}  # view id -> ViewInfo: evaluated by calling the views (views.py)
+        self.sender = sender
+        self._last: Counter | None = None  # a view query's result after the last commit (diffed per commit)
+        self._reads: frozenset[int] | None = None  # tables its last evaluation read (None: unknown)
         self.sql = sql
         self.key = key
         self.table = table
@@ -47,14 +54,25 @@ class SubscriptionPlan:
         return f"SubscriptionPlan({self.sql!r}, table={self.table_name!r}, fragments={len(self.fragments)})"
 
     def touches(self, txdata) -> bool:
-        """Can this transaction change the query's result?  (Cheap pre-check.)"""
+        """Can this transaction change the query's result?  (Cheap pre-check.)  A query over a view: one that
+        changed a table read by its last evaluation (the views' reads and the query's own tables)."""
+        if self.views:
+            reads = self._reads
+            return bool(txdata.tables) if reads is None else not reads.isdisjoint(txdata.tables)
         return not self.table_ids.isdisjoint(txdata.tables)
 
     def initial(self, read_tx) -> list[bytes]:
         """Current matching rows (BSATN, in table column order); a row reachable n ways appears n times."""
+        if self.views:
+            reads: set[int] = set()
+            self._reads = None
+            read_tx = ViewReadTx(read_tx, materialize(self._db, self.views, self.sender, reads))
+            self._reads = frozenset(reads | {t for t in self.table_ids if t >= 0})
         out: list[bytes] = []
         for f in self.fragments:
             out.extend(f.initial(read_tx))
+        if self.views:
+            self._last = Counter(out)
         return out
 
     def delta(self, txdata, read_tx_after) -> tuple[list[bytes], list[bytes]]:
@@ -77,9 +95,15 @@ class SubscriptionPlan:
     def _delta(self, txdata, rt) -> tuple[list[bytes], list[bytes]]:
         if not self.touches(txdata):
             return [], []
-        counts: Counter = Counter()
-        for f in self.fragments:
-            f.delta_counts(txdata, rt, counts)
+        if self.views:  # re-evaluate and diff against the previous result
+            old = self._last or Counter()
+            new = Counter(self.initial(rt))
+            counts = new
+            counts.subtract(old)
+        else:
+            counts = Counter()
+            for f in self.fragments:
+                f.delta_counts(txdata, rt, counts)
         ins: list[bytes] = []
         dels: list[bytes] = []
         for row, c in counts.items():
@@ -94,11 +118,14 @@ class SubscriptionPlan:
         index lookups as the number of rows they return."""
         total = 0
         for f in self.fragments:
-            plan = f._order(read_tx, {}) if not f.always_false else []
+            plan = f._order(placeholder(read_tx, self.views) if self.views else read_tx, {}) \
+                if not f.always_false else []
             est = 1
             for s, m, info in plan:
                 t = f.tables[s]
-                if m == "scan":
+                if m == "scan" and t.is_view:
+                    est *= 1  # not known without calling the view
+                elif m == "scan":
                     est *= read_tx.row_count(t.id) if not t.is_event else 0
                 elif m == "hash":
                     est *= max(1, read_tx.row_count(t.id))
@@ -165,8 +192,11 @@ def compile_subscription(db, sql: str, sender: Identity, *, owner: bool | None =
     else:
         cqs, rls_param = expand_rls(cat, q, sender)
         sender_dependent |= rls_param
+    views = views_of(cqs)
+    sender_dependent |= any(v.sender_dependent for v in views.values())
     key = (repr(ast), owner, sender.to_hex() if sender_dependent else None)
-    plan = SubscriptionPlan(sql, key, table, [Fragment(c) for c in cqs], sender_dependent)
+    plan = SubscriptionPlan(sql, key, table, [Fragment(c) for c in cqs], sender_dependent, views=views,
+                            sender=sender, db=db)
     limit = row_limit(db)
     if limit is not None and not owner:
         with db.datastore.read() as rt:
@@ -196,6 +226,7 @@ class QueryCache:
         self._refs: Counter = Counter()
         self._by_request: dict[tuple, tuple] = {}
         self._by_table: dict[int, set[tuple]] = {}
+        self._any_table: set[tuple] = set()  # plans over views: evaluated after every commit
         self._lock = threading.RLock()
 
     def __len__(self) -> int:
@@ -228,6 +259,8 @@ class QueryCache:
                 self._plans[plan.key] = plan
                 for tid in plan.table_ids:
                     self._by_table.setdefault(tid, set()).add(plan.key)
+                if plan.views:
+                    self._any_table.add(plan.key)
             self._refs[plan.key] += 1
             return plan
 
@@ -238,6 +271,7 @@ class QueryCache:
                 return
             del self._refs[plan.key]
             self._plans.pop(plan.key, None)
+            self._any_table.discard(plan.key)
             for tid in plan.table_ids:
                 keys = self._by_table.get(tid)
                 if keys is not None:
@@ -249,7 +283,7 @@ class QueryCache:
     def evaluate(self, txdata, read_tx_after) -> dict[SubscriptionPlan, tuple[list[bytes], list[bytes]]]:
         """Deltas of every registered plan the transaction changed (each plan evaluated once)."""
         with self._lock:
-            keys: set[tuple] = set()
+            keys: set[tuple] = set(self._any_table) if txdata.tables else set()
             for tid in txdata.tables:
                 keys |= self._by_table.get(tid, set())
             plans = [self._plans[k] for k in keys]

@@ -146,7 +146,7 @@ def main():
             del sys.modules[name]
     if config.get("stats") == "1":
         _stats()
-    return (d.describe_module, d.call_reducer, d.call_procedure, d.call_view, d.call_view_anon)
+    return (d.describe_module, d.call_reducer, d.call_procedure, d.call_view, d.call_view_anon, d.call_http_handler)
 
 
 def _stats():

@@ -4,7 +4,7 @@
  *   1. `_spacetime`, a builtin Python module that mirrors the host imports of spacetime_10.0 .. 10.5
  *      one-to-one (errno != 0 raises `_spacetime.HostError(errno)`); the typed SDK builds on it.
  *   2. The exports the host calls (__describe_module__, __call_reducer__, __call_procedure__,
- *      __call_view__, __call_view_anon__), which forward to Python callables registered at build time.
+ *      __call_view__, __call_view_anon__, __call_http_handler__), which forward to Python callables registered at build time.
  *   3. `stdb_build_init`, run once by the build's snapshotter: it starts the interpreter, runs the boot
  *      script the build serves (module_sdk/build/boot.py) and keeps the dispatch callables.  The snapshot
  *      then freezes the ready interpreter, so a server instantiates it in microseconds.
@@ -575,7 +575,7 @@ static PyObject *PyInit__spacetime(void) {
 
 /* ---------------- interpreter lifecycle ---------------- */
 
-enum { FN_DESCRIBE, FN_REDUCER, FN_PROCEDURE, FN_VIEW, FN_VIEW_ANON, FN_COUNT };
+enum { FN_DESCRIBE, FN_REDUCER, FN_PROCEDURE, FN_VIEW, FN_VIEW_ANON, FN_HTTP, FN_COUNT };
 static PyObject *dispatch[FN_COUNT];
 static int py_ready = 0;
 
@@ -935,4 +935,31 @@ EXPORT("__call_view_anon__") int32_t call_view_anon(uint32_t id, uint32_t args, 
     PyObject *r = a ? PyObject_CallFunction(dispatch[FN_VIEW_ANON], "kO", (unsigned long)id, a) : NULL;
     Py_XDECREF(a);
     return finish_view(r, sink);
+}
+
+/* HTTP handlers: dispatch returns (response BSATN, body bytes); anything else is a failure (code 1, which the
+   host answers with 500).  The dispatcher turns exceptions in the handler into 500 responses itself. */
+EXPORT("__call_http_handler__") int32_t call_http_handler(uint32_t id, uint64_t ts, uint32_t request,
+                                                          uint32_t body, uint32_t response_sink,
+                                                          uint32_t body_sink) {
+    if (!py_ready || !dispatch[FN_HTTP]) {
+        log_text(LEVEL_ERROR, NOT_READY, sizeof NOT_READY - 1);
+        return ERR_HOST_CALL_FAILURE;
+    }
+    stdb_now_us = ts;
+    PyObject *req = read_source(request);
+    PyObject *b = req ? read_source(body) : NULL;
+    PyObject *r = req && b ? PyObject_CallFunction(dispatch[FN_HTTP], "kLOO", (unsigned long)id, (long long)ts, req, b)
+                           : NULL;
+    Py_XDECREF(req);
+    Py_XDECREF(b);
+    if (r && PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 2 && write_result(response_sink, PyTuple_GET_ITEM(r, 0)) == 0
+        && write_result(body_sink, PyTuple_GET_ITEM(r, 1)) == 0) {
+        Py_DECREF(r);
+        return 0;
+    }
+    if (r && !PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "http dispatch must return (bytes, bytes)");
+    Py_XDECREF(r);
+    report_exception(0);
+    return ERR_HOST_CALL_FAILURE;
 }
