@@ -16,24 +16,9 @@ import asyncio
 from aiohttp import web
 from multidict import CIMultiDict
 
-from .http import MAX_BODY, _lookup, text_response
+from .http import BodyTooLarge, _lookup, read_body, text_response
 
 PREFIX = "/v1/database/{name_or_identity}/route"
-
-
-async def _read_body(request: web.Request) -> bytes | None:
-    """The request body, or None when it exceeds MAX_BODY (also for chunked bodies without a length)."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        return None
-    chunks, size = [], 0
-    while True:
-        chunk = await request.content.read(64 * 1024)
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > MAX_BODY:
-            return None
-        chunks.append(chunk)
 
 
 def _external_uri(request: web.Request) -> str:
@@ -51,9 +36,10 @@ async def http_route(request: web.Request) -> web.StreamResponse:
     entry = _lookup(request)
     tail = request.match_info.get("path")
     path = "" if tail is None else "/" + tail
-    body = await _read_body(request)
-    if body is None:
-        return text_response("length limit exceeded", 413)
+    try:
+        body = await read_body(request)
+    except BodyTooLarge as e:
+        return text_response(str(e), 413)
     headers = [(k.decode("latin-1").lower(), v) for k, v in request.raw_headers]
     version = f"HTTP/{request.version.major}.{request.version.minor}"
     if version == "HTTP/2.0":
