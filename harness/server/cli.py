@@ -99,12 +99,14 @@ def _http_call(fn, *args, **kw):
 @click.option("-l", "--listen-addr", default="127.0.0.1:3000", show_default=True, help="HOST:PORT to listen on.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Where databases, logs and the server key live (default ~/.local/share/spacetime-py).")
-def start(listen_addr: str, data_dir: Path | None) -> None:
+@click.option("--durability", type=click.Choice(["group", "every", "none"]), default="group", show_default=True,
+              help="When commits are fsynced: group commit, every transaction, or never (benchmarks only).")
+def start(listen_addr: str, data_dir: Path | None, durability: str) -> None:
     """Run a SpacetimeDB-compatible server (HTTP API + WebSocket) until Ctrl-C."""
     from harness.server.app import serve
 
     host, port = _split_addr(listen_addr)
-    serve(data_dir, host, port)
+    serve(data_dir, host, port, durability=durability)
 
 
 def _split_addr(addr: str) -> tuple[str, int]:

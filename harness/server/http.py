@@ -329,9 +329,11 @@ async def call(request: web.Request) -> web.Response:
         if not out.committed:
             return "rejected", out
         try:
-            return "called", db.call_reducer(rdef.name, args, sender=caller, connection_id=conn)
+            out = db.call_reducer(rdef.name, args, sender=caller, connection_id=conn)
         finally:
             db.client_disconnected(caller, conn)
+        db.wait_durable(db.written_offset)  # acknowledge only durable state (docs/durability.md)
+        return "called", out
 
     what, out = await asyncio.to_thread(run)
     if what == "rejected":
@@ -370,9 +372,11 @@ async def _call_procedure(request, db, proc, body: bytes, caller: Identity) -> w
         if not out.committed:
             return "rejected", out
         try:
-            return "called", call_procedure(proc.name, args, sender=caller, connection_id=conn)
+            out = call_procedure(proc.name, args, sender=caller, connection_id=conn)
         finally:
             db.client_disconnected(caller, conn)
+        db.wait_durable(db.written_offset)
+        return "called", out
 
     what, out = await asyncio.to_thread(run)
     if what == "rejected":
@@ -427,9 +431,11 @@ async def sql(request: web.Request) -> web.Response:
         t0 = time.perf_counter()
         try:
             results = execute(db, text, caller, owner=is_owner)  # DML fans out through the host's commit path
-            return results, (time.perf_counter() - t0) * 1e6
+            duration = (time.perf_counter() - t0) * 1e6
         finally:
             db.client_disconnected(caller, conn)
+        db.wait_durable(db.written_offset)  # what it read or wrote is durable before we answer
+        return results, duration
 
     try:
         results, duration = await asyncio.to_thread(run)
