@@ -155,7 +155,7 @@ class Result:
         self.lat: list[float] = []
 
 
-async def drive(url: str, kind: str, n_conn: int, inflight: int, seconds: float, warmup: float,
+async def drive(urls: list[str], kind: str, n_conn: int, inflight: int, seconds: float, warmup: float,
                 zipf: Zipf) -> Result:
     """N connections x M calls in flight for `warmup + seconds`; counts and latencies of the last `seconds`."""
     res = Result()
@@ -163,7 +163,7 @@ async def drive(url: str, kind: str, n_conn: int, inflight: int, seconds: float,
     t_measure = t_start + warmup
     t_end = t_measure + seconds
 
-    async def conn_loop(session: aiohttp.ClientSession) -> None:
+    async def conn_loop(session: aiohttp.ClientSession, url: str) -> None:
         if kind == "spacetime":
             ws = await session.ws_connect(url, protocols=(V2_BSATN,), max_msg_size=0)
             await ws.receive()  # InitialConnection
@@ -208,7 +208,7 @@ async def drive(url: str, kind: str, n_conn: int, inflight: int, seconds: float,
         await ws.close()
 
     async with aiohttp.ClientSession() as session:
-        await asyncio.gather(*(conn_loop(session) for _ in range(n_conn)))
+        await asyncio.gather(*(conn_loop(session, urls[k % len(urls)]) for k in range(n_conn)))
     return res
 
 
@@ -222,16 +222,37 @@ def report(name: str, res: Result, seconds: float) -> float:
     return tps
 
 
-def setup_spacetime(data: Path, accounts: int, wasm: bytes) -> None:
-    """Publish examples/keynote on `data` and seed it (in-process, before the server starts)."""
+def thread_cpu(pid: int) -> tuple[float, float]:
+    """(CPU seconds of the main thread = the event loop, CPU seconds of all other threads) of process `pid`
+    (Linux /proc; the other threads are the database executor, its durability thread and small helpers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    main = other = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        cpu = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        if int(task.name) == pid:
+            main += cpu
+        else:
+            other += cpu
+    return main, other
+
+
+def setup_spacetime(data: Path, accounts: int, wasm: bytes, names: list[str]) -> None:
+    """Publish examples/keynote on `data` as each of `names` and seed it (in-process, before the server
+    starts)."""
     from harness.server.registry import Registry
 
-    reg = Registry(data, mint_identity=lambda: OWNER, durability="none", start_schedulers=False)
-    reg.publish(wasm, OWNER, "keynote")
-    db = reg.lookup("keynote").database()
-    out = db.call_reducer("seed", [accounts, INITIAL_BALANCE])
-    assert out.committed, out.error
-    db.snapshot()
+    reg = Registry(data, mint_identity=lambda: Identity.from_bytes(os.urandom(32)), durability="none",
+                   start_schedulers=False)
+    for name in names:
+        reg.publish(wasm, OWNER, name)
+        db = reg.lookup(name).database()
+        out = db.call_reducer("seed", [accounts, INITIAL_BALANCE])
+        assert out.committed, out.error
+        db.snapshot()
     reg.close()
 
 
@@ -245,6 +266,8 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, nargs="*", default=[0.0, 1.5])
     ap.add_argument("--durability", choices=["group", "every", "none"], default="group")
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--databases", type=int, default=1,
+                    help="spread the connections over this many keynote databases (one executor thread each)")
     args = ap.parse_args()
 
     from module_sdk.build import build
@@ -254,8 +277,10 @@ def main() -> None:
     try:
         t = time.perf_counter()
         wasm = build(ROOT / "examples" / "keynote", tmp / "keynote.wasm").output.read_bytes()
-        setup_spacetime(tmp / "data", args.accounts, wasm)
-        print(f"keynote: {args.accounts} accounts, {args.connections} connections x {args.inflight} in flight, "
+        names = ["keynote"] + [f"keynote{k}" for k in range(2, args.databases + 1)]
+        setup_spacetime(tmp / "data", args.accounts, wasm, names)
+        print(f"keynote: {len(names)} database(s) x {args.accounts} accounts, {args.connections} connections x "
+              f"{args.inflight} in flight, "
               f"{args.seconds:g} s per run (+{args.warmup:g} s warm-up); setup {time.perf_counter() - t:.1f} s",
               flush=True)
         st_port, sq_port = free_port(), free_port()
@@ -266,17 +291,22 @@ def main() -> None:
             procs.append(subprocess.Popen([sys.executable, "-c", SQLITE_SERVER, str(tmp / "sqlite.db"),
                                            str(sq_port), str(args.accounts), str(INITIAL_BALANCE)]))
             wait_listening(sq_port, procs[-1])
-        st_url = f"ws://127.0.0.1:{st_port}/v1/database/keynote/subscribe?compression=None"
-        sq_url = f"ws://127.0.0.1:{sq_port}/rpc"
+        st_urls = [f"ws://127.0.0.1:{st_port}/v1/database/{n}/subscribe?compression=None" for n in names]
+        sq_urls = [f"ws://127.0.0.1:{sq_port}/rpc"]
         for alpha in args.alpha:
             print(f"alpha {alpha:g}:")
             z = Zipf(args.accounts, alpha, 1)
-            st = report(f"spacetime-py ({args.durability})",
-                        asyncio.run(drive(st_url, "spacetime", args.connections, args.inflight, args.seconds,
-                                          args.warmup, z)), args.seconds)
+            cpu0 = thread_cpu(procs[0].pid)
+            res = asyncio.run(drive(st_urls, "spacetime", args.connections, args.inflight, args.seconds,
+                                    args.warmup, z))
+            cpu1 = thread_cpu(procs[0].pid)
+            st = report(f"spacetime-py ({args.durability})", res, args.seconds)
+            calls = (res.ok + res.failed) * (args.seconds + args.warmup) / args.seconds  # incl. warm-up
+            print(f"    server CPU per call: event loop {(cpu1[0] - cpu0[0]) / calls * 1e6:.0f} us, "
+                  f"database + durability threads {(cpu1[1] - cpu0[1]) / calls * 1e6:.0f} us", flush=True)
             if not args.skip_baseline:
                 sq = report("sqlite WAL synchronous=FULL",
-                            asyncio.run(drive(sq_url, "sqlite", args.connections, args.inflight, args.seconds,
+                            asyncio.run(drive(sq_urls, "sqlite", args.connections, args.inflight, args.seconds,
                                               args.warmup, z)), args.seconds)
                 print(f"  ratio spacetime-py / sqlite: {st / sq:.2f}x", flush=True)
     finally:
