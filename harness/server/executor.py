@@ -19,7 +19,6 @@ import asyncio
 import collections
 import logging
 import threading
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -183,22 +182,21 @@ def _resolve(fut_info, res, exc) -> None:
         pass
 
 
-_executors: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _executors_lock = threading.Lock()
 
 
 def executor_for(db: Any) -> DatabaseExecutor:
-    """The executor of ``db`` (started on first use)."""
+    """The executor of ``db`` (kept on the database object, so it lives and dies with it)."""
     with _executors_lock:
-        ex = _executors.get(db)
+        ex = getattr(db, "_server_executor", None)
         if ex is None or ex._stopped:
-            ex = _executors[db] = DatabaseExecutor(db)
+            ex = DatabaseExecutor(db)
+            db._server_executor = ex
         return ex
 
 
 def stop_executor(db: Any) -> None:
-    """Stop ``db``'s executor, if it has one (the database was deleted, replaced or closed)."""
-    with _executors_lock:
-        ex = _executors.pop(db, None)
+    """Run what ``db``'s executor has queued and stop it (server shutdown)."""
+    ex = getattr(db, "_server_executor", None)
     if ex is not None:
         ex.stop()

@@ -51,7 +51,7 @@ from client_sdk.protocol import (
 )
 from module_sdk.sats import ConnectionId, Identity
 
-from .executor import DatabaseExecutor, executor_for, pending_wakes
+from .executor import DatabaseExecutor, executor_for, pending_wakes, stop_executor
 from .subscriptions import FatalClientError, SubscriptionManager, attach
 
 log = logging.getLogger(__name__)
@@ -486,12 +486,15 @@ class SubscribeEndpoint:
 
     async def close_all(self, code: int = 1001, reason: str = "server shutting down") -> None:
         closers = []
+        dbs = {id(mgr.db): mgr.db for _ws, _conn, mgr in self.live}
         for ws, conn, _mgr in list(self.live):
             conn.request_close(ws, code, _reason(reason))
             if conn.closer is not None:
                 closers.append(conn.closer)
         if closers:
             await asyncio.gather(*closers, return_exceptions=True)
+        for db in dbs.values():  # queued work finishes before the databases close
+            await asyncio.to_thread(stop_executor, db)
 
 
 def _job(mgr: SubscriptionManager, m: Any) -> tuple[Callable, tuple, int]:
