@@ -786,6 +786,25 @@ def test_a_busy_database_stalls_neither_the_loop_nor_another_database(server, wa
         db2.close()
 
 
+def test_a_flooding_client_is_paused_not_dropped_and_answered_in_order(server, fresh, monkeypatch):
+    """Messages queued to the database are bounded per connection: past MAX_INFLIGHT the reader waits."""
+    from harness.server import websocket
+
+    monkeypatch.setattr(websocket, "MAX_INFLIGHT", 4)
+    name, _ = fresh
+
+    async def go():
+        a = await connect(server, name)
+        before = server.endpoint.stats.reader_waits
+        for i in range(60):
+            await a.call(i, "add", bsatn_str(f"p{i}"))
+        got = [(await a.recv()).request_id for _ in range(60)]
+        assert got == list(range(60))
+        assert server.endpoint.stats.reader_waits > before
+        await a.close()
+    run(go())
+
+
 def test_failure_while_evaluating_an_update_drops_the_set(server, fresh):
     """A query that fails on a later transaction: SubscriptionError with no request id, before the updates of
     that transaction, and the set is removed (client-protocol.md 8.1)."""

@@ -234,7 +234,7 @@ class Connection:
         with self._lock:
             self.inflight -= 1
             self.inflight_bytes -= size
-            if not self._want_room:
+            if not self._want_room or self.inflight >= MAX_INFLIGHT or self.inflight_bytes >= MAX_INFLIGHT_BYTES:
                 return
             self._want_room = False
         self._schedule_wake()
