@@ -87,6 +87,35 @@ def test_confirmed_clients_see_a_transaction_only_after_its_fsync(wasm, tmp_path
         db.close()
 
 
+def test_http_call_answers_after_the_fsync(wasm, tmp_path):
+    import aiohttp
+
+    from tests.test_server_ws_common import AppServerThread
+
+    srv = AppServerThread(tmp_path / "data", wasm, "h", durability="group")
+    db = srv.databases["h"]
+    gate = threading.Event()
+    real_barrier = db.commitlog.commit_barrier
+    db.commitlog.commit_barrier = lambda: (gate.wait(30), real_barrier())[1]
+    srv.start()
+
+    async def go():
+        async with aiohttp.ClientSession() as s:
+            call = asyncio.ensure_future(s.post(f"{srv.url}/v1/database/h/call/add", json=["z"]))
+            done, _ = await asyncio.wait([call], timeout=0.5)
+            assert not done  # committed and written, but not fsynced: no answer yet
+            assert "z" in {r[1] for r in db.rows("person")}
+            gate.set()
+            resp = await call
+            assert resp.status == 200
+
+    try:
+        run(go())
+    finally:
+        gate.set()
+        srv.stop()
+
+
 def test_confirmed_must_be_true_or_false(wasm):
     db = Database.create(wasm, owner=OWNER)
     srv = ServerThread({"d": db}).start()

@@ -63,6 +63,7 @@ class DatabaseExecutor:
         self._cv = threading.Condition()
         self._stopped = False
         self._waiting: set = set()  # connections whose outbox head waits for durability
+        self._durable_futs: list = []  # (offset, loop, future) of `durable()` callers
         self._wait_lock = threading.Lock()
         self._name = "db-" + getattr(getattr(db, "identity", None), "to_hex", lambda: "x")()[:8]
         self._thread: threading.Thread | None = None
@@ -158,11 +159,38 @@ class DatabaseExecutor:
             self._waiting.add(conn)
             return True
 
-    def _on_durable(self, _offset: int) -> None:
+    def durable(self, offset: int | None) -> asyncio.Future:
+        """(event loop) A future that becomes True once tx ``offset`` is durable (at once without group commit).
+        It never resolves if the commit log failed: callers bound the wait."""
+        fut = asyncio.get_running_loop().create_future()
+        committer = getattr(self.db, "committer", None)
+        with self._wait_lock:
+            d = self.durable_offset()
+            if offset is None or d is None or d >= offset:
+                fut.set_result(True)
+                return fut
+            self._durable_futs.append((offset, fut.get_loop(), fut))
+        committer.notify()
+        return fut
+
+    def _on_durable(self, offset: int) -> None:
         with self._wait_lock:
             conns, self._waiting = self._waiting, set()
+            ready = [(lp, f) for o, lp, f in self._durable_futs if o <= offset]
+            if ready:
+                self._durable_futs = [x for x in self._durable_futs if x[0] > offset]
         if conns:
             wake_later(conns)
+        for lp, f in ready:
+            try:
+                lp.call_soon_threadsafe(_set_true, f)
+            except RuntimeError:  # loop closed
+                pass
+
+
+def _set_true(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(True)
 
 
 def _resolve(fut_info, res, exc) -> None:

@@ -23,6 +23,7 @@ from module_sdk.sats import ConnectionId, Identity, decode, encode
 from module_sdk.sats.satsjson import SatsJsonError, product_type_to_json, type_to_json, value_from_json, value_to_json
 
 from .auth import AuthError, Claims, TokenAuthority, token_from_header
+from .executor import executor_for
 from .registry import DatabaseEntry, Registry, RegistryError, parse_identity
 from .schema import schema_json
 
@@ -33,6 +34,7 @@ STOPPING_KEY = web.AppKey("spacetime_stopping", asyncio.Event)
 AUTH = web.RequestKey("spacetime_auth", Claims) if hasattr(web, "RequestKey") else "spacetime_auth"
 
 MAX_BODY = 2 * 1024 * 1024  # upstream's default request body limit (publish routes have none)
+DURABLE_TIMEOUT_S = 60.0  # an answer waits this long for its fsync (only a failed commit log takes longer)
 VERSION = "2.8.3"
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -329,13 +331,11 @@ async def call(request: web.Request) -> web.Response:
         if not out.committed:
             return "rejected", out
         try:
-            out = db.call_reducer(rdef.name, args, sender=caller, connection_id=conn)
+            return "called", db.call_reducer(rdef.name, args, sender=caller, connection_id=conn)
         finally:
             db.client_disconnected(caller, conn)
-        db.wait_durable(db.written_offset)  # acknowledge only durable state (docs/durability.md)
-        return "called", out
 
-    what, out = await asyncio.to_thread(run)
+    what, out = await _on_database(db, run)
     if what == "rejected":
         return text_response(out.error or "the module refused the connection", 403)
     headers = _timing_headers(out.duration_us)
@@ -354,6 +354,16 @@ def _decode_args(body: bytes, params, typespace) -> bytes:
         obj = [obj] if len(params.elements) == 1 else obj
     value = value_from_json(params, obj, typespace)
     return encode(params, value, typespace)
+
+
+async def _on_database(db, fn):
+    """Run ``fn()`` on the database's executor thread (module code never runs on the event loop, and a busy
+    database does not hold threads other databases need), then wait until what it wrote or read is durable:
+    HTTP answers only durable state (docs/durability.md)."""
+    ex = executor_for(db)
+    result = await ex.call(fn)
+    await asyncio.wait_for(ex.durable(db.written_offset), DURABLE_TIMEOUT_S)  # never if the log failed: 500
+    return result
 
 
 async def _call_procedure(request, db, proc, body: bytes, caller: Identity) -> web.Response:
@@ -431,14 +441,12 @@ async def sql(request: web.Request) -> web.Response:
         t0 = time.perf_counter()
         try:
             results = execute(db, text, caller, owner=is_owner)  # DML fans out through the host's commit path
-            duration = (time.perf_counter() - t0) * 1e6
+            return results, (time.perf_counter() - t0) * 1e6
         finally:
             db.client_disconnected(caller, conn)
-        db.wait_durable(db.written_offset)  # what it read or wrote is durable before we answer
-        return results, duration
 
     try:
-        results, duration = await asyncio.to_thread(run)
+        results, duration = await _on_database(db, run)
     except RegistryError:
         raise
     except Exception as e:  # SqlError and anything the statement hit: 400 with the message
