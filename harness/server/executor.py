@@ -19,12 +19,14 @@ import asyncio
 import collections
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 BATCH_MAX = 64  # jobs run before the loop is woken for their results (bounds the latency a batch adds)
+FLUSH_AFTER_S = 0.002  # within a batch, results older than this are sent without waiting for the batch end
 IDLE_EXIT_S = 10.0  # an idle executor thread ends (a new one starts on the next submit)
 
 _local = threading.local()  # .wake: the set of connections to wake after the current batch (executor threads)
@@ -114,6 +116,7 @@ class DatabaseExecutor:
                 jobs = [self._q.popleft() for _ in range(n)]
             wake: set = set()
             _local.wake = wake
+            flushed = time.perf_counter()
             try:
                 for fn, args, fut in jobs:
                     try:
@@ -125,6 +128,10 @@ class DatabaseExecutor:
                         _resolve(fut, res, exc)
                     elif exc is not None:
                         log.error("database work failed", exc_info=exc)
+                    if wake and time.perf_counter() - flushed > FLUSH_AFTER_S:  # a slow job: don't hold results
+                        wake_later(wake)
+                        wake.clear()
+                        flushed = time.perf_counter()
             finally:
                 _local.wake = None
             self.jobs_run += len(jobs)
