@@ -69,3 +69,28 @@ def test_sigkill_during_sustained_writes_loses_no_acknowledged_transaction(tmp_p
         assert all(n == k * 10 for k, n in db.rows("counter"))
         start = max(keys) + 1
         db.close()
+
+
+def test_group_commit_batches_fsyncs_and_reports_durable_offsets(tmp_path):
+    db = Database.create(wt.wat2wasm(WAT), owner=OWNER, data_dir=tmp_path / "db", durability="group")
+    offsets = [db.call_reducer("insert_counter", [i, i]).tx_offset for i in range(200)]
+    assert offsets == sorted(offsets) and offsets[-1] == db.written_offset
+    assert db.wait_durable(offsets[-1], timeout=10)
+    assert db.committer.durable_offset >= offsets[-1]
+    assert 1 <= db.committer.batches <= 200  # one fsync per batch, never more than one per transaction
+    db.close()
+    assert len(Database.open(tmp_path / "db").rows("counter")) == 200
+
+
+def test_a_failed_fsync_is_never_reported_durable(tmp_path):
+    db = Database.create(wt.wat2wasm(WAT), owner=OWNER, data_dir=tmp_path / "db", durability="group")
+
+    def broken_barrier():
+        raise OSError(5, "Input/output error")
+
+    db.commitlog.commit_barrier = broken_barrier
+    out = db.call_reducer("insert_counter", [1, 1])
+    assert out.committed
+    assert not db.wait_durable(out.tx_offset, timeout=10)
+    assert db.committer.error is not None
+    db.close()

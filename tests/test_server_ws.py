@@ -759,22 +759,48 @@ def test_full_app_lookup_tokens_and_delete(tmp_path, wasm):
         srv.stop()
 
 
-def test_slow_reducers_leave_the_event_loop(server, fresh):
+def test_a_busy_database_stalls_neither_the_loop_nor_another_database(server, wasm, fresh):
+    """Module code runs on its database's own thread: while a long reducer runs on one database, a call on
+    another database (and on the same event loop) is answered first."""
+    name, _ = fresh
+    other = f"db{next(_names)}"
+    server.databases[other] = db2 = Database.create(wasm, owner=OWNER)
+
+    async def go():
+        a = await connect(server, name)
+        b = await connect(server, other)
+        await a.call(1, "add_many", bsatn_str("s") + struct.pack("<I", 40000))
+        await asyncio.sleep(0.05)
+        await b.call(2, "noop", b"")
+        got_b = await b.recv()
+        assert got_b.request_id == 2 and got_b.result.tag == "Ok"
+        assert await no_message(a, 0.01)  # the long call is still running
+        got_a = await a.recv()
+        assert got_a.request_id == 1 and got_a.result.tag == "Ok"
+        await a.close()
+        await b.close()
+    try:
+        run(go())
+    finally:
+        server.databases.pop(other, None)
+        db2.close()
+
+
+def test_a_flooding_client_is_paused_not_dropped_and_answered_in_order(server, fresh, monkeypatch):
+    """Messages queued to the database are bounded per connection: past MAX_INFLIGHT the reader waits."""
+    from harness.server import websocket
+
+    monkeypatch.setattr(websocket, "MAX_INFLIGHT", 4)
     name, _ = fresh
 
     async def go():
         a = await connect(server, name)
-        ep = server.endpoint
-        args = bsatn_str("s") + struct.pack("<I", 3000)
-        await a.call(1, "add_many", args)  # first call runs inline and is found slow
-        assert (await a.recv()).result.tag == "Ok"
-        before = ep.stats.inline_calls
-        await a.call(2, "add_many", args)  # now in a worker thread
-        assert (await a.recv()).result.tag == "Ok"
-        assert ep.stats.inline_calls == before
-        await a.call(3, "noop", b"")
-        await a.recv()
-        assert ep.stats.inline_calls == before + 1
+        before = server.endpoint.stats.reader_waits
+        for i in range(60):
+            await a.call(i, "add", bsatn_str(f"p{i}"))
+        got = [(await a.recv()).request_id for _ in range(60)]
+        assert got == list(range(60))
+        assert server.endpoint.stats.reader_waits > before
         await a.close()
     run(go())
 

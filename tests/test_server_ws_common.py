@@ -226,11 +226,11 @@ class AppServerThread(ServerThread):
     """The full server (``harness.server.app.create_app``: HTTP routes, registry, tokens) on a data dir, with
     the test module published as ``name``."""
 
-    def __init__(self, data_dir: Path, wasm: bytes, name: str) -> None:
+    def __init__(self, data_dir: Path, wasm: bytes, name: str, durability: str = "every") -> None:
         from harness.server.app import create_app
         from harness.server.http import AUTHORITY_KEY, REGISTRY_KEY
 
-        self.app = create_app(data_dir, durability="every")
+        self.app = create_app(data_dir, durability=durability)
         self.registry = self.app[REGISTRY_KEY]
         self.authority = self.app[AUTHORITY_KEY]
         self.owner_claims = self.authority.mint()

@@ -8,9 +8,10 @@ CLI and the server all use to run a SpacetimeDB module in-process.
     db.update_module(new_wasm)                                              # republish (auto-migration)
 
 Each reducer call is one transaction: return 0 commits (then the commit log makes it durable before the
-call returns), anything else rolls back.  A trap (timeout, memory, stack, host fault) rolls back and the
-instance is replaced from the cached compiled module before the next call.  Procedures run on their own
-instance and open transactions themselves (procedure_start_mut_tx); views run read-only.
+call returns; with durability="group" it is written before the call returns and fsynced by the durability
+thread: `wait_durable(out.tx_offset)`), anything else rolls back.  A trap (timeout, memory, stack, host fault)
+rolls back and the instance is replaced from the cached compiled module before the next call.  Procedures run
+on their own instance and open transactions themselves (procedure_start_mut_tx); views run read-only.
 
 Data directory: `database.json` (identity, owner, current module hash), `module.wasm` and
 `modules/<sha256>.wasm` (the current module), `commitlog/`, `snapshots/`, `module_logs.jsonl`.
@@ -49,6 +50,7 @@ from module_sdk.sats import (
 
 from . import http_in, http_out
 from .abi import AbiEnv, IndexRuntime, LogRecord, ProcedureHost, TableRuntime, row_codec
+from .durability import GroupCommitter
 from .logs import LogStore
 from .migrate import MigrationError, plan
 from .module_def import ModuleDef, ModuleDefError, decode_module_def
@@ -209,6 +211,8 @@ class Database:
             raise ModuleLoadError(f"invalid module definition: {e}") from None
         self._adopt(inst, env)
         self.commitlog = CommitLog(self.data_dir / "commitlog", durability=durability) if self.data_dir else None
+        self.committer = GroupCommitter(self.commitlog, f"durability-{identity.to_hex()[:8]}") \
+            if self.commitlog is not None and durability == "group" else None
 
     # ------------------------------------------------------------------ creation / recovery
 
@@ -505,6 +509,8 @@ class Database:
             _write_atomic(modules / f"{self.module_hash}.wasm", self.wasm)
         offset = self.commitlog.append(TxRecord(self.commitlog.next_offset, int(time.time() * 1e6),
                                                 f"{UPDATE_MARKER} {new_hash}", {}, {}, b"").encode())
+        if self.committer is not None:
+            self.committer.notify()
         self.commitlog.write_snapshot(offset, self._snapshot_bytes(ds, new_hash))
         path = self.data_dir / "database.json"
         info = msgspec.json.decode(path.read_bytes(), type=DatabaseInfo)
@@ -626,7 +632,8 @@ class Database:
         return out
 
     def _persist(self, reducer: str, ts: Timestamp, txdata: TxData) -> int | None:
-        """Append the transaction to the commit log; under 'every' it is fsynced before we return."""
+        """Append the transaction to the commit log; under 'every' it is fsynced before we return, under
+        'group' the durability thread fsyncs it with its batch (`wait_durable`, durability.py)."""
         if self.commitlog is None or txdata.is_empty():
             return None
         meta = b"".join(_SEQ.pack(tid, col, v & 0x7FFFFFFFFFFFFFFF) for (tid, col), v in txdata.sequences.items())
@@ -634,6 +641,8 @@ class Database:
                        {tid: list(d.inserts) for tid, d in txdata.tables.items() if d.inserts},
                        {tid: list(d.deletes) for tid, d in txdata.tables.items() if d.deletes}, meta)
         offset = self.commitlog.append(rec.encode())
+        if self.committer is not None:
+            self.committer.notify()
         if self.snapshot_every and offset - self._last_snapshot >= self.snapshot_every:
             self.snapshot()
         return offset
@@ -884,8 +893,26 @@ class Database:
         for fn in self._log_listeners:
             fn(rec)
 
+    @property
+    def written_offset(self) -> int | None:
+        """Tx offset of the last transaction written to the commit log (None without a data dir)."""
+        return self.commitlog.last_offset if self.commitlog is not None else None
+
+    def pending_durability(self) -> bool:
+        """True when commits are acknowledged by a durability thread (group commit), so readers of the state
+        must wait for `durable_offset` before acknowledging what they saw."""
+        return self.committer is not None
+
+    def wait_durable(self, offset: int | None, timeout: float | None = None) -> bool:
+        """Block until tx `offset` is fsynced (at once when not in group mode or `offset` is None)."""
+        if offset is None or self.committer is None:
+            return True
+        return self.committer.wait_durable(offset, timeout)
+
     def close(self) -> None:
         self.scheduler.stop()
+        if self.committer is not None:
+            self.committer.stop()
         if self.commitlog is not None:
             self.commitlog.close()
             self.commitlog = None

@@ -33,7 +33,7 @@ def default_data_dir() -> Path:
     return Path(base) / "spacetime-py"
 
 
-def create_app(data_dir: str | Path | None = None, *, durability: str = "every",
+def create_app(data_dir: str | Path | None = None, *, durability: str = "group",
                start_schedulers: bool = True) -> web.Application:
     data_dir = Path(data_dir) if data_dir else default_data_dir()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -81,8 +81,10 @@ def _setup_websocket(app: web.Application, registry: Registry, authority: TokenA
 
 
 def serve(data_dir: str | Path | None = None, host: str = "127.0.0.1", port: int = 3000, *,
-          print_fn: Callable[[str], None] | None = print, durability: str = "every") -> None:
-    """Run the server until SIGINT/SIGTERM; then close every database (commit logs flushed)."""
+          print_fn: Callable[[str], None] | None = print, durability: str = "group") -> None:
+    """Run the server until SIGINT/SIGTERM; then close every database (commit logs flushed).  ``durability``:
+    "group" (group commit by a durability thread per database, docs/durability.md), "every" (fsync inside
+    every transaction) or "none" (never fsync: benchmarks only)."""
     app = create_app(data_dir, durability=durability)
 
     def announce(_msg: str) -> None:  # run_app calls this once the socket is bound

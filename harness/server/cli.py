@@ -101,7 +101,9 @@ def _http_call(fn, *args, **kw):
               help="Where databases, logs and the server key live (default ~/.local/share/spacetime-py).")
 @click.option("--limit", "limits", multiple=True, metavar="NAME=VALUE",
               help="Change a limit, e.g. --limit body_bytes=4m (repeatable; see docs/limits.md).")
-def start(listen_addr: str, data_dir: Path | None, limits: tuple[str, ...]) -> None:
+@click.option("--durability", type=click.Choice(["group", "every", "none"]), default="group", show_default=True,
+              help="When commits are fsynced: group commit, every transaction, or never (benchmarks only).")
+def start(listen_addr: str, data_dir: Path | None, limits: tuple[str, ...], durability: str) -> None:
     """Run a SpacetimeDB-compatible server (HTTP API + WebSocket) until Ctrl-C."""
     from harness.limits import set_limit
     from harness.server.app import serve
@@ -115,7 +117,7 @@ def start(listen_addr: str, data_dir: Path | None, limits: tuple[str, ...]) -> N
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--limit") from None
     host, port = _split_addr(listen_addr)
-    serve(data_dir, host, port)
+    serve(data_dir, host, port, durability=durability)
 
 
 def _split_addr(addr: str) -> tuple[str, int]:

@@ -25,6 +25,7 @@ from module_sdk.sats import ConnectionId, Identity, decode, encode
 from module_sdk.sats.satsjson import SatsJsonError, product_type_to_json, type_to_json, value_from_json, value_to_json
 
 from .auth import AuthError, Claims, TokenAuthority, payload_text, token_from_header
+from .executor import executor_for
 from .registry import DatabaseEntry, Registry, RegistryError, parse_identity
 from .schema import schema_json
 
@@ -37,6 +38,7 @@ STOPPING_KEY = web.AppKey("spacetime_stopping", asyncio.Event)
 AUTH = web.RequestKey("spacetime_auth", Claims) if hasattr(web, "RequestKey") else "spacetime_auth"
 
 READ_CHUNK = 64 * 1024
+DURABLE_TIMEOUT_S = 60.0  # an answer waits this long for its fsync (only a failed commit log takes longer)
 VERSION = "2.8.3"
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -377,7 +379,7 @@ async def call(request: web.Request) -> web.Response:
         finally:
             db.client_disconnected(caller, conn)
 
-    what, out = await asyncio.to_thread(run)
+    what, out = await _on_database(db, run)
     if what == "rejected":
         return text_response(out.error or "the module refused the connection", 403)
     headers = _timing_headers(out.duration_us)
@@ -404,6 +406,16 @@ def _decode_args(body: bytes, params, typespace) -> bytes:
         raise ValueError(f"{type(e).__name__}: {e}") from None
 
 
+async def _on_database(db, fn):
+    """Run ``fn()`` on the database's executor thread (module code never runs on the event loop, and a busy
+    database does not hold threads other databases need), then wait until what it wrote or read is durable:
+    HTTP answers only durable state (docs/durability.md)."""
+    ex = executor_for(db)
+    result = await ex.call(fn)
+    await asyncio.wait_for(ex.durable(db.written_offset), DURABLE_TIMEOUT_S)  # never if the log failed: 500
+    return result
+
+
 async def _call_procedure(request, db, proc, body: bytes, caller: Identity,
                           jwt_payload: str | None) -> web.Response:
     call_procedure = getattr(db, "call_procedure", None)
@@ -421,9 +433,11 @@ async def _call_procedure(request, db, proc, body: bytes, caller: Identity,
         if not out.committed:
             return "rejected", out
         try:
-            return "called", call_procedure(proc.name, args, sender=caller, connection_id=conn)
+            out = call_procedure(proc.name, args, sender=caller, connection_id=conn)
         finally:
             db.client_disconnected(caller, conn)
+        db.wait_durable(db.written_offset)
+        return "called", out
 
     what, out = await asyncio.to_thread(run)
     if what == "rejected":
@@ -482,7 +496,7 @@ async def sql(request: web.Request) -> web.Response:
             db.client_disconnected(caller, conn)
 
     try:
-        results, duration = await asyncio.to_thread(run)
+        results, duration = await _on_database(db, run)
     except RegistryError:
         raise
     except Exception as e:  # SqlError and anything the statement hit: 400 with the message

@@ -190,7 +190,7 @@ class PublishResult:
 
 class Registry:
     def __init__(self, data_dir: str | Path, *, mint_identity: Callable[[], Identity],
-                 durability: str = "every", start_schedulers: bool = True):
+                 durability: str = "group", start_schedulers: bool = True):
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "databases").mkdir(exist_ok=True)

@@ -10,9 +10,13 @@ client offers; v1 is not implemented, so a v1-only client gets 400 ``no valid pr
 ``lookup(name_or_identity) -> Database | None``; ``auth`` resolves the credential (see ``WsAuth``).  Per
 connection: upgrade (compression, connection_id and token query parameters, ``spacetime-identity`` headers),
 ``client_connected`` (a rejection closes the socket before any message), ``InitialConnection``, then the client's
-messages one at a time in order.  Blocking database work runs in worker threads; replies and transaction updates
+messages in order.  All database work (module code included) runs on the database's executor thread
+(executor.py), never on the event loop: the reader queues each message there without waiting for it (at most
+``MAX_INFLIGHT`` messages / ``MAX_INFLIGHT_BYTES`` per connection in flight), and replies and transaction updates
 go through an ordered outbox drained by a writer task (on v3 the writer batches queued messages into one
-WebSocket message).  Protocol errors (bad BSATN, unknown tag, text frame, empty v3 payload, reused query set id)
+WebSocket message).  With ``confirmed=true`` (the default for v2/v3, as upstream) a message computed from the
+database state is held in the outbox until the commit log is fsynced up to the transaction it reflects
+(docs/durability.md).  Protocol errors (bad BSATN, unknown tag, text frame, empty v3 payload, reused query set id)
 close the connection with 1011 and the error text; request-level errors (bad SQL, unknown reducer, bad
 arguments) are answered with the protocol's error message and the connection stays open.
 """
@@ -24,7 +28,6 @@ import collections
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +52,7 @@ from client_sdk.protocol import (
 from harness.limits import LIMITS
 from module_sdk.sats import ConnectionId, Identity
 
+from .executor import DatabaseExecutor, executor_for, pending_wakes, stop_executor
 from .subscriptions import FatalClientError, SubscriptionManager, attach
 
 log = logging.getLogger(__name__)
@@ -56,7 +60,8 @@ log = logging.getLogger(__name__)
 PING_INTERVAL = 15.0
 V3_BATCH_LIMIT = 512 * 1024
 SUBSCRIBE_ROUTE = "/v1/database/{name_or_identity}/subscribe"
-INLINE_LIMIT_S = 0.002  # reducers faster than this (recent average) run on the event loop; 0 disables
+MAX_INFLIGHT = 1024  # client messages queued to the database but not yet run, per connection ...
+MAX_INFLIGHT_BYTES = 8 * 1024 * 1024  # ... and their argument/query bytes; the reader waits beyond either
 
 
 class AuthFailed(Exception):
@@ -134,16 +139,21 @@ def default_auth() -> WsAuth:
 class _Stats:
     connections: int = 0
     messages_in: int = 0
-    inline_calls: int = 0
+    reader_waits: int = 0  # times a reader paused because its connection had too much in flight
     protocols: collections.Counter = field(default_factory=collections.Counter)  # negotiated subprotocols
     compression: collections.Counter = field(default_factory=collections.Counter)  # requested compression
 
 
 class Connection:
-    """One WebSocket client: the ordered outbox shared with worker threads, and its identity."""
+    """One WebSocket client: the ordered outbox shared with the database's executor thread, and its identity.
+
+    Outbox entries are ``(body, tx_offset)``: with ``confirmed`` reads and a group-commit database, a message
+    pushed while the database lock is held carries the last written tx offset (the state it was computed from is
+    at most that), and the writer sends only the prefix of the outbox that is durable."""
 
     def __init__(self, identity: Identity, connection_id: ConnectionId, token: str, compression: str, v3: bool,
-                 loop: asyncio.AbstractEventLoop) -> None:
+                 loop: asyncio.AbstractEventLoop, db: Any = None, executor: DatabaseExecutor | None = None,
+                 confirmed: bool = True) -> None:
         self.identity = identity
         self.connection_id = connection_id
         self.token = token
@@ -151,9 +161,17 @@ class Connection:
         self.v3 = v3
         self._loop = loop
         self._loop_thread = threading.get_ident()  # connections are created on the loop's thread
-        self._out: collections.deque[bytes] = collections.deque()
+        self._out: collections.deque[tuple[bytes, int | None]] = collections.deque()
         self._out_bytes = 0  # queued or taken by the writer and not yet sent: bounded by ws_outbox_bytes
         self.transport: asyncio.BaseTransport | None = None  # aborted when the client falls too far behind
+        self._db = db if confirmed and db is not None and getattr(db, "committer", None) is not None else None
+        self._executor = executor
+        self.confirmed = confirmed
+        self.inflight = 0  # messages queued to the executor, not yet run
+        self.inflight_bytes = 0
+        self._want_room = False
+        self._room = asyncio.Event()
+        self.fatal: str | None = None  # a FatalClientError on the executor: the writer closes with 1011
         self._wake = asyncio.Event()
         self._scheduled = False
         self._lock = threading.Lock()
@@ -174,6 +192,8 @@ class Connection:
         still goes out when nothing else is queued.)"""
         if self.closed or self.overflowed:
             return
+        db = self._db
+        offset = db.written_offset if db is not None else None
         with self._lock:
             over = bool(self._out) and (len(self._out) >= LIMITS.ws_outbox_messages
                                   or self._out_bytes + len(body) > LIMITS.ws_outbox_bytes)
@@ -182,7 +202,7 @@ class Connection:
                 self._out.clear()
                 self._out_bytes = 0
             else:
-                self._out.append(body)
+                self._out.append((body, offset))
                 self._out_bytes += len(body)
                 if self._scheduled:
                     return
@@ -192,7 +212,7 @@ class Connection:
                         self.identity.to_hex()[:16], LIMITS.ws_outbox_messages, LIMITS.ws_outbox_bytes)
             self._call_on_loop(self._kick)
             return
-        self._call_on_loop(self._wake.set)
+        self._schedule_wake()
 
     def _call_on_loop(self, fn: Callable[[], None]) -> None:
         if threading.get_ident() == self._loop_thread:
@@ -202,6 +222,51 @@ class Connection:
             self._loop.call_soon_threadsafe(fn)
         except RuntimeError:  # loop closed
             pass
+
+    def _schedule_wake(self) -> None:
+        wakes = pending_wakes()
+        if wakes is not None:  # on an executor thread: one loop wake-up for the whole batch
+            wakes.add(self)
+        elif threading.get_ident() == self._loop_thread:
+            self.wake()
+        else:
+            try:
+                self._loop.call_soon_threadsafe(self.wake)
+            except RuntimeError:  # loop closed
+                pass
+
+    def wake(self) -> None:
+        """(event loop) Something to send, room to read more, or durability advanced."""
+        self._wake.set()
+        if self.inflight < MAX_INFLIGHT and self.inflight_bytes < MAX_INFLIGHT_BYTES:
+            self._room.set()
+
+    def job_started(self, size: int) -> bool:
+        """(event loop) Count one more message in flight; False when the reader must wait for room first."""
+        with self._lock:
+            self.inflight += 1
+            self.inflight_bytes += size
+            if self.inflight < MAX_INFLIGHT and self.inflight_bytes < MAX_INFLIGHT_BYTES:
+                return True
+            self._want_room = True
+            self._room.clear()
+            return False
+
+    def job_done(self, size: int) -> None:
+        """(executor thread) One message has run."""
+        with self._lock:
+            self.inflight -= 1
+            self.inflight_bytes -= size
+            if not self._want_room or self.inflight >= MAX_INFLIGHT or self.inflight_bytes >= MAX_INFLIGHT_BYTES:
+                return
+            self._want_room = False
+        self._schedule_wake()
+
+    def set_fatal(self, text: str) -> None:
+        """(executor thread) A protocol-level error: close with 1011 once what came before it is sent."""
+        if self.fatal is None:
+            self.fatal = text
+        self._schedule_wake()
 
     def _kick(self) -> None:
         """Drop the connection without a close handshake (the client is not reading): the read loop ends, the
@@ -219,16 +284,27 @@ class Connection:
             self._scheduled = False
             if not self._out:
                 return []
+            n = len(self._out)
+            if self._db is not None and self._executor is not None:
+                # Only the durable prefix goes out; if something waits, the durability thread wakes us.
+                durable = self._executor.durable_offset()
+                n = 0
+                for _, off in self._out:
+                    if off is not None and off > durable:
+                        if self._executor.wait_for_durable(self, off):
+                            break
+                        durable = self._executor.durable_offset()
+                    n += 1
+                if n == 0:
+                    return []
             if not self.v3:
-                items = list(self._out)
-                self._out.clear()
-                return items
+                return [self._out.popleft()[0] for _ in range(n)]
             # v3: concatenate queued messages, up to ~512 KiB per WebSocket message
             batches: list[bytes] = []
             cur: list[bytes] = []
             size = 0
-            while self._out:
-                b = self._out.popleft()
+            for _ in range(n):
+                b = self._out.popleft()[0]
                 if cur and size + len(b) > V3_BATCH_LIMIT:
                     batches.append(b"".join(cur))
                     cur, size = [], 0
@@ -245,6 +321,9 @@ class Connection:
             for body in self._take():
                 await ws.send_bytes(compress_body(body, self.compression))
                 self._sent(len(body))
+            if self.fatal is not None:
+                self.request_close(ws, 1011, _reason(self.fatal))
+                return
             if self.overflowed:
                 return
 
@@ -282,15 +361,13 @@ class SubscribeEndpoint:
 
     def __init__(self, lookup: Callable[[str], Any], auth: WsAuth | None = None, *,
                  ping_interval: float | None = PING_INTERVAL, executor=None,
-                 protocols: tuple[str, ...] = SUBPROTOCOLS, inline_limit_s: float = INLINE_LIMIT_S) -> None:
+                 protocols: tuple[str, ...] = SUBPROTOCOLS) -> None:
         self.lookup = lookup
         self.protocols = protocols  # offered subprotocols we accept, in order of preference
         self.auth = auth or default_auth()
         self.ping_interval = ping_interval
-        self.executor = executor
+        self.executor = executor  # thread pool for token checks only; database work uses executor_for(db)
         self.stats = _Stats()
-        self.inline_limit_s = inline_limit_s
-        self._durations: dict[tuple[int, str], float] = {}  # (manager, reducer) -> recent duration (EMA)
         self.live: set[tuple[web.WebSocketResponse, Connection, SubscriptionManager]] = set()
 
     def mount(self, app: web.Application) -> None:
@@ -299,29 +376,13 @@ class SubscribeEndpoint:
     async def _run(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
-    async def _call_reducer(self, mgr: SubscriptionManager, conn: Connection, m: CallReducer) -> None:
-        """Fast reducers run right on the event loop (a worker-thread hop costs more than the reducer): when the
-        database lock is free and this reducer's recent calls took under ``inline_limit_s``.  Anything slower,
-        or contended, runs in a worker thread so the loop keeps serving other connections."""
-        key = (id(mgr), m.reducer)
-        avg = self._durations.get(key, 0.0)
-        t0 = time.perf_counter()
-        if avg < self.inline_limit_s and mgr.lock.acquire(blocking=False):
-            try:
-                mgr.call_reducer(conn, m.request_id, m.reducer, m.args)
-            finally:
-                mgr.lock.release()
-            self.stats.inline_calls += 1
-        else:
-            await self._run(mgr.call_reducer, conn, m.request_id, m.reducer, m.args)
-        if len(self._durations) > 10000:
-            self._durations.clear()
-        self._durations[key] = 0.7 * avg + 0.3 * (time.perf_counter() - t0)
-
     async def handle(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name_or_identity"]
         q = request.query
         compression = q.get("compression", "Brotli")
+        confirmed = q.get("confirmed", "true")  # upstream's default for v2/v3
+        if confirmed not in ("true", "false"):
+            raise web.HTTPBadRequest(text=f"invalid confirmed {confirmed!r}: expected true or false")
         if compression not in COMPRESSION_MODES:
             raise web.HTTPBadRequest(text=f"invalid compression {compression!r}: expected None, Brotli or Gzip")
         try:
@@ -357,12 +418,13 @@ class SubscribeEndpoint:
         await ws.prepare(request)
 
         loop = asyncio.get_running_loop()
+        ex = executor_for(db)
         conn = Connection(identity, cid or ConnectionId.from_bytes(os.urandom(16)), token, compression,
-                          protocol == V3_BSATN, loop)
+                          protocol == V3_BSATN, loop, db, ex, confirmed == "true")
         conn.transport = request.transport
         mgr = attach(db)
         try:
-            rejected = await self._run(mgr.connect, conn)
+            rejected = await ex.call(mgr.connect, conn)
         except Exception as e:  # noqa: BLE001
             log.exception("client_connected raised")
             rejected = str(e)
@@ -377,12 +439,12 @@ class SubscribeEndpoint:
         self.live.add(entry)
         writer = asyncio.create_task(conn.writer(ws))
         try:
-            await self._read_loop(ws, conn, mgr)
+            await self._read_loop(ws, conn, mgr, ex)
         finally:
             conn.closed = True
             self.live.discard(entry)
             try:
-                await self._run(mgr.disconnect, conn)
+                await ex.call(mgr.disconnect, conn)
             except Exception:  # noqa: BLE001
                 log.exception("disconnect cleanup failed")
             writer.cancel()
@@ -399,7 +461,8 @@ class SubscribeEndpoint:
                 await ws.close()
         return ws
 
-    async def _read_loop(self, ws: web.WebSocketResponse, conn: Connection, mgr: SubscriptionManager) -> None:
+    async def _read_loop(self, ws: web.WebSocketResponse, conn: Connection, mgr: SubscriptionManager,
+                         ex: DatabaseExecutor) -> None:
         while True:
             msg = await ws.receive()
             if msg.type == WSMsgType.BINARY:
@@ -410,11 +473,17 @@ class SubscribeEndpoint:
                     await ws.close(code=1011, message=_reason(str(e)))
                     return
                 for m in messages:
-                    try:
-                        await self._dispatch(conn, mgr, m)
-                    except FatalClientError as e:
-                        await ws.close(code=1011, message=_reason(str(e)))
-                        return
+                    if conn.fatal is not None:
+                        return  # the writer closes the connection with the error
+                    fn, args, size = _job(mgr, m)
+                    room = conn.job_started(size)
+                    if fn == mgr.call_procedure:  # may sleep or wait on HTTP: not on the database's thread
+                        asyncio.get_running_loop().run_in_executor(self.executor, _run_job, conn, size, fn, args)
+                    else:
+                        ex.submit(_run_job, conn, size, fn, args)
+                    if not room:
+                        self.stats.reader_waits += 1
+                        await conn._room.wait()
             elif msg.type == WSMsgType.TEXT:
                 await ws.close(code=1011, message=b"text frames are not supported by the binary protocol")
                 return
@@ -427,22 +496,6 @@ class SubscribeEndpoint:
                 return
             else:  # CLOSE, CLOSING, CLOSED
                 return
-
-    async def _dispatch(self, conn: Connection, mgr: SubscriptionManager, m: Any) -> None:
-        cls = m.__class__
-        if cls is CallReducer:
-            await self._call_reducer(mgr, conn, m)
-        elif cls is Subscribe:
-            await self._run(mgr.subscribe, conn, m.request_id, m.query_set_id, list(m.query_strings))
-        elif cls is Unsubscribe:
-            await self._run(mgr.unsubscribe, conn, m.request_id, m.query_set_id,
-                            m.flags is UnsubscribeFlags.SendDroppedRows)
-        elif cls is OneOffQuery:
-            await self._run(mgr.one_off_query, conn, m.request_id, m.query_string)
-        elif cls is CallProcedure:
-            await self._run(mgr.call_procedure, conn, m.request_id, m.procedure, m.args)
-        else:  # pragma: no cover - decode_client_frame only yields the classes above
-            raise FatalClientError(f"unexpected message {cls.__name__}")
 
     async def close_database(self, db, code: int = 1001, reason: str = "module exited") -> None:
         """Close every connection to ``db`` (database stopped or deleted)."""
@@ -468,12 +521,43 @@ class SubscribeEndpoint:
 
     async def close_all(self, code: int = 1001, reason: str = "server shutting down") -> None:
         closers = []
+        dbs = {id(mgr.db): mgr.db for _ws, _conn, mgr in self.live}
         for ws, conn, _mgr in list(self.live):
             conn.request_close(ws, code, _reason(reason))
             if conn.closer is not None:
                 closers.append(conn.closer)
         if closers:
             await asyncio.gather(*closers, return_exceptions=True)
+        for db in dbs.values():  # queued work finishes before the databases close
+            await asyncio.to_thread(stop_executor, db)
+
+
+def _job(mgr: SubscriptionManager, m: Any) -> tuple[Callable, tuple, int]:
+    """The manager method, arguments and in-flight byte size for one client message."""
+    cls = m.__class__
+    if cls is CallReducer:
+        return mgr.call_reducer, (m.request_id, m.reducer, m.args), len(m.args) + len(m.reducer)
+    if cls is Subscribe:
+        qs = list(m.query_strings)
+        return mgr.subscribe, (m.request_id, m.query_set_id, qs), sum(map(len, qs))
+    if cls is Unsubscribe:
+        return mgr.unsubscribe, (m.request_id, m.query_set_id, m.flags is UnsubscribeFlags.SendDroppedRows), 0
+    if cls is OneOffQuery:
+        return mgr.one_off_query, (m.request_id, m.query_string), len(m.query_string)
+    if cls is CallProcedure:
+        return mgr.call_procedure, (m.request_id, m.procedure, m.args), len(m.args) + len(m.procedure)
+    raise FatalClientError(f"unexpected message {cls.__name__}")  # pragma: no cover - decoder yields the above
+
+
+def _run_job(conn: Connection, size: int, fn: Callable, args: tuple) -> None:
+    """(executor thread) One client message; a protocol-level error closes the connection (1011)."""
+    try:
+        if conn.fatal is None:
+            fn(conn, *args)
+    except FatalClientError as e:
+        conn.set_fatal(str(e))
+    finally:
+        conn.job_done(size)
 
 
 def _reason(text: str) -> bytes:

@@ -1,0 +1,93 @@
+"""Group commit for one database: a durability thread that fsyncs the commit log in batches.
+
+Under ``durability="group"`` a transaction is appended (``os.write``: it survives SIGKILL) while the database
+lock is held, and the lock is released without waiting for the disk.  This thread then calls
+``CommitLog.commit_barrier()`` — one fsync covering every transaction appended so far — and announces the new
+durable offset to listeners (the server releases confirmed results with it) and to ``wait_durable`` callers.
+While one fsync runs, the next transactions pile up and share the next one: the cost of an fsync is spread over
+the batch instead of paid inside the lock by every transaction.
+
+Rule: a transaction at tx offset ``o`` is durable once ``durable_offset >= o``; nothing that reveals it may be
+acknowledged as durable before that (see docs/durability.md).  An fsync error fails the commit log (no later
+append succeeds) and stops the thread: nothing after the failure is ever reported durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from harness.commitlog import CommitLog
+
+log = logging.getLogger(__name__)
+
+
+class GroupCommitter:
+    """The durability thread of one commit log opened with ``durability="group"``."""
+
+    def __init__(self, commitlog: CommitLog, name: str = "durability") -> None:
+        self.commitlog = commitlog
+        self.durable_offset = commitlog.durable_offset
+        self.error: BaseException | None = None
+        self.batches = 0  # fsyncs done (for benchmarks: transactions per fsync = offsets / batches)
+        self._listeners: list[Callable[[int], None]] = []
+        self._dirty = threading.Event()
+        self._cv = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def add_listener(self, fn: Callable[[int], None]) -> None:
+        """``fn(durable_offset)`` on the durability thread after every fsync that advanced it (keep it short)."""
+        self._listeners.append(fn)
+
+    def remove_listener(self, fn: Callable[[int], None]) -> None:
+        if fn in self._listeners:
+            self._listeners.remove(fn)
+
+    def notify(self) -> None:
+        """A transaction was appended: fsync soon (cheap; called under the database lock)."""
+        self._dirty.set()
+
+    def wait_durable(self, offset: int, timeout: float | None = None) -> bool:
+        """Block until tx ``offset`` is durable; False on timeout, fsync failure or shutdown."""
+        if self.durable_offset < offset:
+            self._dirty.set()  # whoever appended it may not have called notify (e.g. a module update's marker)
+        with self._cv:
+            return self._cv.wait_for(lambda: self.durable_offset >= offset or self.error is not None or self._stop,
+                                     timeout) and self.durable_offset >= offset
+
+    def _run(self) -> None:
+        while True:
+            self._dirty.wait()
+            self._dirty.clear()
+            if self._stop:
+                return
+            try:
+                durable = self.commitlog.commit_barrier()
+            except Exception as e:  # noqa: BLE001 - the log is failed; nothing more becomes durable
+                log.error("commit log fsync failed; no further transaction will be acknowledged: %s", e)
+                with self._cv:
+                    self.error = e
+                    self._cv.notify_all()
+                return
+            if durable <= self.durable_offset:
+                continue
+            self.batches += 1
+            with self._cv:
+                self.durable_offset = durable
+                self._cv.notify_all()
+            for fn in list(self._listeners):
+                try:
+                    fn(durable)
+                except Exception:  # noqa: BLE001 - a listener must not stop durability
+                    log.exception("durability listener failed")
+
+    def stop(self) -> None:
+        """Finish the pending fsync and stop the thread (the commit log's close fsyncs the rest)."""
+        self._stop = True
+        self._dirty.set()
+        self._thread.join()
+        with self._cv:
+            self._cv.notify_all()
