@@ -132,7 +132,7 @@ class RemoteTables:
     def __init__(self, cache: ClientCache):
         self._cache = cache
         for t in cache.tables.values():
-            setattr(self, t.spec.accessor or t.name, t)
+            setattr(self, t.spec.accessor or t.table_name, t)
 
     def __getattr__(self, name: str) -> TableHandle:
         try:
