@@ -102,6 +102,33 @@ def test_unsupported_stdlib_c_extension_is_named(tmp_path):
     assert "_sqlite3" in str(e.value) and "does not include" in str(e.value)
 
 
+def test_package_reraising_its_own_import_error_names_the_compiled_extension(tmp_path):
+    # numpy's way: the compiled core fails, the package raises a bare ImportError with a message that begins with
+    # blank lines; the build shows the message (not a blank line) and names the extension
+    write(tmp_path, "fakenp/_core.cpython-311-x86_64-linux-gnu.so", "not really a shared object")
+    write(tmp_path, "fakenp/__init__.py", """\
+        try:
+            from . import _core
+        except ImportError as exc:
+            raise ImportError("\\n\\nIMPORTANT: importing the C-extensions failed.\\nSecond line") from exc
+        """)
+    src = write(tmp_path, "uses_np.py", "import module_sdk\nimport fakenp\n")
+    with pytest.raises(BuildError) as e:
+        build(src, tmp_path / "x.wasm")
+    text = str(e.value)
+    assert "ImportError: IMPORTANT: importing the C-extensions failed.\nSecond line" in text
+    assert "hint: 'fakenp._core' is a compiled extension" in text and "_core.cpython-311" in text
+
+
+def test_stdlib_c_module_left_out_is_named_as_such_with_its_importer(tmp_path):
+    src = write(tmp_path, "sel.py", "import module_sdk\nimport selectors\n")
+    with pytest.raises(BuildError) as e:
+        build(src, tmp_path / "x.wasm")
+    text = str(e.value)
+    assert "'select' is a standard-library C module that the module runtime does not include" in text
+    assert "selectors.py imports it" in text and "install it" not in text
+
+
 def test_dependencies_from_extra_path_are_bundled(tmp_path):
     write(tmp_path, "vendor/helperlib/__init__.py", "def triple(x):\n    return 3 * x\n")
     src = write(tmp_path, "app/uses.py", "import module_sdk\nimport helperlib\nN = helperlib.triple(14)\n")

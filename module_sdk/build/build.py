@@ -237,7 +237,8 @@ def _render_failure(host: _BuildHost, project: ModuleProject, fallback: str) -> 
         logs = "\n".join(f"  [{lvl}] {msg}" for lvl, msg in host.logs)
         return f"building {project.main} failed: {fallback}" + (f"\n{logs}" if logs else "")
     frames, syntax, exc_type, message, import_name = [], None, "Error", "", ""
-    for line in host.error.splitlines():
+    report, _, exc_line = host.error.partition("\nexc\t")  # the exception comes last; its message may span lines
+    for line in report.splitlines():
         kind, _, rest = line.partition("\t")
         parts = rest.split("\t")
         if kind == "frame" and len(parts) == 3:
@@ -246,8 +247,8 @@ def _render_failure(host: _BuildHost, project: ModuleProject, fallback: str) -> 
             syntax = (parts[0], int(parts[1]), int(parts[2]))
         elif kind == "import":
             import_name = parts[0]
-        elif kind == "exc":
-            exc_type, message = parts[0], "\t".join(parts[1:])
+    if exc_line:
+        exc_type, _, message = exc_line.partition("\t")
     out = [f"error: building module {project.main!r} failed"]
     user_frames = [f for f in frames if not f[0].startswith(("<", "module_sdk/"))]
     for origin, lineno, func in user_frames or ([] if syntax else frames[-3:]):
@@ -264,25 +265,39 @@ def _render_failure(host: _BuildHost, project: ModuleProject, fallback: str) -> 
         if src is not None:
             out.append(f"    {src.rstrip()}")
             out.append("    " + " " * max(offset - 1, 0) + "^")
-    out.append(f"{exc_type}: {message}")
-    if exc_type == "ModuleNotFoundError" and import_name:
-        unsupported = host.resolver.unsupported.get(import_name)
-        if unsupported:
-            out.append(
-                f"hint: {import_name!r} is a compiled extension ({unsupported.path}); only pure-Python packages "
-                "can run inside a SpacetimeDB module"
-            )
-        elif import_name.lstrip("_") and import_name.startswith("_"):
-            out.append(
-                f"hint: {import_name!r} is a C extension of the standard library that the module runtime does not "
-                "include; the stdlib module that needs it is not supported inside a module"
-            )
-        else:
-            out.append(
-                f"hint: {import_name!r} was not found in {project.root}, the --path folders, the module runtime's "
-                "standard library or this environment's site-packages; install it (pure Python) or vendor it"
-            )
+    out.append(f"{exc_type}: {_trim(message)}")
+    out.extend(_import_hints(host, project, exc_type, import_name, frames))
     return "\n".join(out)
+
+
+def _trim(message: str, lines: int = 8) -> str:
+    """A message of at most `lines` non-blank lines (some packages explain a failed import in 30 lines)."""
+    kept = [ln for ln in message.strip("\n").splitlines() if ln.strip()]
+    return "\n".join(kept[:lines] + (["  [...]"] if len(kept) > lines else []))
+
+
+def _import_hints(host: _BuildHost, project: ModuleProject, exc_type: str, import_name: str,
+                  frames: list[tuple[str, int, str]]) -> list[str]:
+    """Why an import failed: a compiled extension (named, even when a package re-raised its own ImportError),
+    a standard-library C module the runtime leaves out (and who needs it), or a module not found anywhere."""
+    if exc_type not in ("ImportError", "ModuleNotFoundError"):
+        return []
+    ext = host.resolver.unsupported
+    # the extension itself, or (a package re-raising its own ImportError) the last extension the import sought
+    culprit = ext.get(import_name) or (list(ext.values())[-1] if ext and not import_name else None)
+    if culprit is not None:
+        return [f"hint: {culprit.name!r} is a compiled extension ({culprit.path}): a SpacetimeDB module is "
+                "WebAssembly with no loader for native code, so only pure-Python packages can run inside it"]
+    if exc_type != "ModuleNotFoundError" or not import_name:
+        return []
+    top = import_name.split(".")[0]
+    if top in sys.stdlib_module_names:
+        needed_by = [o for o, _, _ in frames if not o.startswith("<frozen")]
+        who = f"; {host.resolver.by_origin.get(needed_by[-1], needed_by[-1])} imports it" if needed_by else ""
+        return [f"hint: {top!r} is a standard-library C module that the module runtime does not include{who}. "
+                "Code that needs it cannot run inside a module; installing packages will not help"]
+    return [f"hint: {import_name!r} was not found in {project.root}, the --path folders, the module runtime's "
+            "standard library or this environment's site-packages; install it (pure Python) or vendor it"]
 
 
 def _source_line(path: Path | None, lineno: int, strip: bool = True) -> str | None:
