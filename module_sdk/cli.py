@@ -55,21 +55,24 @@ def build(path: Path, output: Path | None, extra_paths: tuple[Path, ...], quiet:
 
 @main.command()
 @click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
-@click.option("--call", "calls", multiple=True, metavar="'REDUCER [JSON ARGS]'",
-              help="Call a reducer after init, e.g. --call 'send_message [\"hi\"]' (repeatable, in order).")
+@click.option("--call", "calls", multiple=True, metavar="'NAME [ARG ...]'",
+              help="Call a reducer or procedure after init (repeatable, in order). Each ARG is one JSON value, as "
+                   "in `spacetime-py call DB NAME ARG...`: --call 'add 1 \"arena\" {\"Team\": 4}'; bare text "
+                   "for a String argument and a bare variant name for a unit variant also work.")
 @click.option("--connect", is_flag=True, help="Connect as a client first (runs client_connected).")
 def run(path: Path, calls: tuple[str, ...], connect: bool) -> None:
     """Build the module at PATH and run it in the local host: init, optional client connect, each --call,
     then print every table and the module's log."""
-    import json
     import os
 
     from rich.table import Table
 
     from harness.host import Database
+    from harness.server.cli import did_you_mean, parse_cli_args, split_call
     from module_sdk.build import BuildError
     from module_sdk.build import build as build_module
     from module_sdk.sats import ConnectionId, Identity
+    from module_sdk.sats.satn import format_value
 
     try:
         with console.status("building"):
@@ -79,28 +82,50 @@ def run(path: Path, calls: tuple[str, ...], connect: bool) -> None:
         sys.exit(1)
     owner = Identity.from_bytes(os.urandom(32))
     db = Database.create(result.output.read_bytes(), owner=owner)
+    mdef = db.mdef
     console.print(f"[bold]{result.output}[/bold] running in the local host as database {db.identity}")
     if connect:
         out = db.client_connected(owner, ConnectionId.from_bytes(os.urandom(16)))
         console.print(f"client_connected: {out.status}" + (f" ({escape(out.error)})" if out.error else ""))
     failed = False
+    reducers = {r.name: r for r in mdef.reducers if r.lifecycle is None}
+    reducers.update({r.source_name: r for r in mdef.reducers if r.lifecycle is None and r.source_name})
+    procedures = {p.name: p for p in mdef.procedures}
     for spec in calls:
-        name, _, raw = spec.strip().partition(" ")
+        words = split_call(spec)
+        name, args = (words[0], words[1:]) if words else ("", [])
+        fn = reducers.get(name) or procedures.get(name)
+        if fn is None:
+            console.print(f"[red]error:[/red] {escape(did_you_mean(name, sorted({*reducers, *procedures})))}")
+            failed = True
+            continue
         try:
-            args = json.loads(raw) if raw.strip() else []
-        except json.JSONDecodeError as e:
-            raise click.BadParameter(f"arguments of {name} are not JSON: {e}") from None
-        out = db.call_reducer(name, args if isinstance(args, (list, dict)) else [args], sender=owner)
+            values = parse_cli_args(fn.params, args, mdef.typespace, name, {d.ref: d.name for d in mdef.types})
+        except ValueError as e:
+            console.print(f"[red]error:[/red] {escape(str(e))}")
+            failed = True
+            continue
+        if name in procedures and fn is procedures[name]:
+            pout = db.call_procedure(name, values, sender=owner)
+            ok = pout.status == "returned"
+            shown = format_value(fn.return_type, pout.value, mdef.typespace) if ok else ""
+            failed |= not ok
+            color = "green" if ok else "red"
+            console.print(f"{escape(name)}: [{color}]{pout.status}[/{color}] in {pout.duration_us:.0f} µs"
+                          + (f": {escape(shown)}" if ok else f": {escape(pout.error or '')}"))
+            continue
+        out = db.call_reducer(fn.name, values, sender=owner)
         failed |= not out.committed
         color = "green" if out.committed else "red"
         console.print(f"{escape(name)}: [{color}]{out.status}[/{color}] in {out.duration_us:.0f} µs"
                       + (f": {escape(out.error)}" if out.error else ""))
-    for t in db.mdef.tables:
+    for t in mdef.tables:
         table = Table(title=f"{t.name} ({'public' if t.public else 'private'})", title_justify="left")
         for col in t.column_names:
             table.add_column(col)
+        row_t = mdef.typespace[t.row_ref]
         for row in db.rows(t.name):
-            table.add_row(*(escape(str(v)) for v in row))
+            table.add_row(*(escape(format_value(ct, v, mdef.typespace)) for (_, ct), v in zip(row_t.elements, row)))
         console.print(table)
     for rec in db.logs():
         where = f"{rec.filename}:{rec.line}" if rec.filename else (rec.target or "")
