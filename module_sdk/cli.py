@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -10,6 +13,33 @@ from rich.console import Console
 from rich.markup import escape
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def build_progress(quiet: bool = False) -> Iterator[Callable[[str], None] | None]:
+    """Progress for a build, as pip shows it: a live status line with the current step, and each step that
+    took a second or more (the first build compiles the runtime and the stdlib) kept as a line with its time."""
+    if quiet:
+        yield None
+        return
+    state: dict = {"step": None, "msg": "", "t": 0.0}
+
+    def done(now: float) -> None:
+        if state["step"] is not None and now - state["t"] >= 1.0:
+            console.print(f"  [green]✓[/green] {escape(state['msg'])} [dim]({now - state['t']:.1f} s)[/dim]")
+
+    with console.status("building") as status:
+        def say(msg: str) -> None:
+            now = time.perf_counter()
+            step = msg.split(":")[0]
+            if step != state["step"]:
+                done(now)
+                state["step"], state["t"] = step, now
+            state["msg"] = msg
+            status.update(escape(msg))
+
+        yield say
+        done(time.perf_counter())
 
 
 @click.group()
@@ -21,7 +51,7 @@ def main() -> None:
 @main.command()
 @click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Where to write the .wasm "
-              "(default: <module folder>/target/module.wasm).")
+              "(default: <module folder>/target/module.wasm; target/<name>.wasm for a single .py file).")
 @click.option("--path", "extra_paths", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Extra folder to import pure-Python dependencies from (repeatable).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the output path.")
@@ -33,12 +63,8 @@ def build(path: Path, output: Path | None, extra_paths: tuple[Path, ...], quiet:
     from module_sdk.build.validate import InvalidModule
 
     try:
-        if quiet:
-            result = build_module(path, output, extra_paths=list(extra_paths))
-        else:
-            with console.status("building") as status:
-                result = build_module(path, output, extra_paths=list(extra_paths),
-                                      progress=lambda msg: status.update(msg))
+        with build_progress(quiet) as say:
+            result = build_module(path, output, extra_paths=list(extra_paths), progress=say)
     except (BuildError, ToolchainError, InvalidModule) as e:
         console.print(escape(str(e)), style=None if isinstance(e, BuildError) else "red")
         sys.exit(1)
@@ -75,8 +101,8 @@ def run(path: Path, calls: tuple[str, ...], connect: bool) -> None:
     from module_sdk.sats.satn import format_value
 
     try:
-        with console.status("building"):
-            result = build_module(path)
+        with build_progress() as say:
+            result = build_module(path, progress=say)
     except BuildError as e:
         console.print(escape(str(e)))
         sys.exit(1)

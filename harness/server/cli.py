@@ -119,9 +119,11 @@ def _split_addr(addr: str) -> tuple[str, int]:
 def _build(path: Path) -> bytes:
     from module_sdk.build import BuildError
     from module_sdk.build import build as build_module
+    from module_sdk.cli import build_progress
 
     try:
-        result = build_module(path)
+        with build_progress() as say:
+            result = build_module(path, progress=say)
     except BuildError as e:
         click.echo(str(e), err=True)
         sys.exit(1)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import re
 import struct
 import sys
 import time
@@ -43,6 +44,7 @@ class ModuleProject:
     root: Path
     main: str
     source: Path
+    single_file: bool = False  # built from a .py file named on the command line (several may share a folder)
 
     @classmethod
     def locate(cls, path: str | Path) -> ModuleProject:
@@ -52,7 +54,7 @@ class ModuleProject:
                 raise BuildError(f"{p}: expected a .py file or a folder")
             if p.name == "__init__.py":
                 return cls(p.parent.parent, p.parent.name, p)
-            return cls(p.parent, p.stem, p)
+            return cls(p.parent, p.stem, p, single_file=True)
         if p.is_dir():
             if (p / "__init__.py").is_file():
                 return cls(p.parent, p.name, p / "__init__.py")
@@ -63,8 +65,9 @@ class ModuleProject:
         raise BuildError(f"{p}: no such file or folder")
 
     def default_output(self) -> Path:
-        base = self.source.parent if self.source.name != "__init__.py" else self.source.parent
-        return base / "target" / "module.wasm"
+        """`<folder>/target/module.wasm` for a package or folder, `<folder>/target/<stem>.wasm` for a single file
+        (so `a.py` and `b.py` in one folder do not overwrite each other's build)."""
+        return self.source.parent / "target" / (f"{self.source.stem}.wasm" if self.single_file else "module.wasm")
 
 
 @dataclass
@@ -80,7 +83,9 @@ class BuildResult:
 class _BuildHost:
     """The build side of the boot protocol (see boot.py) plus console_log during module load."""
 
-    def __init__(self, project: ModuleProject, resolver: SourceResolver, code_cache: dict[str, bytes], rt_key: str):
+    def __init__(self, project: ModuleProject, resolver: SourceResolver, code_cache: dict[str, bytes], rt_key: str,
+                 say: Progress | None = None):
+        self.say = say or (lambda msg: None)
         self.project = project
         self.resolver = resolver
         self.code_cache = code_cache  # module name -> marshalled code (phase 2 serves only these)
@@ -140,6 +145,7 @@ class _BuildHost:
 
     def _store_code(self, name: str, code: bytes) -> None:
         self.compiled_here += 1
+        self.say(f"compiling Python inside the module: {self.compiled_here} modules ({name})")
         self.code_cache[name] = code
         found = self.served[name]
         path = self._code_path(found, found.source())
@@ -208,7 +214,7 @@ def build(
     project = ModuleProject.locate(path)
     out = Path(output) if output else project.default_output()
     runtime = ensure_runtime(say)
-    say("loading the runtime")
+    say("loading the runtime (compiled to machine code once per runtime)")
     snap = _snapshotter(runtime)
     rt_key = digest(runtime_key(), BOOT_SCRIPT.read_bytes())  # compiled code depends on both
     code_cache: dict[str, bytes] = {}
@@ -216,7 +222,7 @@ def build(
     while True:
         phases += 1
         resolver = SourceResolver([project.root], [Path(p).resolve() for p in extra_paths])
-        host = _BuildHost(project, resolver, code_cache, rt_key)
+        host = _BuildHost(project, resolver, code_cache, rt_key, say)
         say(f"importing {project.main} inside the module" + (" (clean pass)" if phases > 1 else ""))
         try:
             image = snap.run(host.imports(), "stdb_build_init", drop_exports=())
@@ -251,7 +257,14 @@ def _render_failure(host: _BuildHost, project: ModuleProject, fallback: str) -> 
         exc_type, _, message = exc_line.partition("\t")
     out = [f"error: building module {project.main!r} failed"]
     user_frames = [f for f in frames if not f[0].startswith(("<", "module_sdk/"))]
-    for origin, lineno, func in user_frames or ([] if syntax else frames[-3:]):
+    if not user_frames and not syntax:
+        # raised inside the SDK (a schema check at finalize()): point at the user's line the message names
+        where = re.search(r"\(([^()\s]+\.py):(\d+)\)", message)
+        if where and where.group(1) in host.resolver.by_origin:
+            user_frames = [(where.group(1), int(where.group(2)), "<module>")]
+        else:
+            user_frames = frames[-1:]
+    for origin, lineno, func in user_frames:
         path = host.resolver.by_origin.get(origin)
         out.append(f'  File "{path or origin}", line {lineno}, in {func}')
         src = _source_line(path, lineno)
@@ -265,6 +278,10 @@ def _render_failure(host: _BuildHost, project: ModuleProject, fallback: str) -> 
         if src is not None:
             out.append(f"    {src.rstrip()}")
             out.append("    " + " " * max(offset - 1, 0) + "^")
+    if exc_type == "OverflowError" and "index-sized integer" in message:
+        # 32-bit WebAssembly: a size of 2 GiB or more does not fit; to the user this is running out of memory
+        exc_type, message = "MemoryError", ("cannot allocate 2 GiB or more in one object: a module is 32-bit "
+                                            f"WebAssembly with at most 4 GiB of memory in all ({message})")
     out.append(f"{exc_type}: {_trim(message)}")
     out.extend(_import_hints(host, project, exc_type, import_name, frames))
     return "\n".join(out)
