@@ -1,7 +1,7 @@
 """Python bindings from a module definition: typed row classes, `conn.db.<table>` handles with index lookups,
 typed reducer and procedure calls, and a `DbConnection` subclass that knows the module.
 
-Output (a package): `types.py` (`@product` / `@sum` classes), `tables.py`, `reducers.py`, `__init__.py`.
+Output (a package): `types.py` (`@product` / `@sum_type` classes), `tables.py`, `reducers.py`, `__init__.py`.
 The text depends only on the module definition (names sorted, no timestamps), is ruff-formatted by
 construction, and carries a header that lets a regeneration remove files it no longer writes.
 """
