@@ -159,6 +159,35 @@ def run(path: Path, calls: tuple[str, ...], connect: bool) -> None:
     sys.exit(1 if failed else 0)
 
 
+@main.command()
+@click.argument("name")
+@click.option("--client", is_flag=True, help="Create a client project instead of a module project.")
+@click.option("--module", "module_path", type=click.Path(exists=True, path_type=Path),
+              help="With --client: the module the client's tests publish (a path).")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              help="Where to create the project (default: ./NAME).")
+def init(name: str, client: bool, module_path: Path | None, directory: Path | None) -> None:
+    """Create a project NAME: a module (the module, tests on the pytest plugin, README) or, with --client, a
+    client of a database (a script on client_sdk, its test, README)."""
+    from module_sdk.scaffold import ScaffoldError, create_client_project, create_module_project, package_name
+
+    if module_path is not None and not client:
+        raise click.UsageError("--module is for --client projects")
+    dest = directory or Path(name)
+    try:
+        files = (create_client_project(dest, name, module_path) if client else create_module_project(dest, name))
+    except ScaffoldError as e:
+        console.print(f"[red]error:[/red] {escape(str(e))}")
+        sys.exit(1)
+    for f in files:
+        console.print(f"  created {escape(str(f))}")
+    pkg = package_name(name)
+    if client:
+        console.print(f"next: cd {escape(str(dest))} && python -m {pkg} DATABASE --server URL")
+    else:
+        console.print(f"next: cd {escape(str(dest))} && spacetime-py build {pkg} && pytest")
+
+
 def _register_verbs() -> None:
     """The server verbs (start, publish, call, sql, logs, describe, delete, dev) and client codegen."""
     from client_sdk.codegen.cli import generate
