@@ -104,7 +104,7 @@ def test_a_2_gib_allocation_is_a_memory_error(tmp_path):
 
 
 def test_single_file_modules_in_one_folder_get_their_own_output_and_progress_is_reported(tmp_path):
-    a = write(tmp_path, "alpha.py", "import module_sdk\nA = 1\n")
+    a = write(tmp_path, "alpha.py", f"import module_sdk\nA = {str(tmp_path)!r}\n")  # new source: not in the code cache
     b = write(tmp_path, "beta.py", "import module_sdk\nB = 2\n")
     steps: list[str] = []
     ra = build(a, progress=steps.append)
