@@ -188,6 +188,46 @@ def init(name: str, client: bool, module_path: Path | None, directory: Path | No
         console.print(f"next: cd {escape(str(dest))} && spacetime-py build {pkg} && pytest")
 
 
+@main.command()
+@click.option("--data-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A `spacetime-py start` data dir (with --database), or one database's own data dir.")
+@click.option("--database", help="Database name or identity (in a server data dir).")
+@click.option("--offset", required=True, type=int, help="The transaction to replay.")
+@click.option("--native", "native", type=click.Path(exists=True, path_type=Path),
+              help="Run this module source natively instead of the stored wasm (real tracebacks, breakpoints).")
+@click.option("--pdb", "post_mortem", is_flag=True, help="With --native: open pdb where the reducer failed.")
+def replay(data_dir: Path, database: str | None, offset: int, native: Path | None, post_mortem: bool) -> None:
+    """Re-run the reducer call that produced transaction OFFSET on the state just before it (same caller,
+    timestamp and arguments), print its logs and outcome, and say whether it wrote what was recorded. The
+    data dir is copied first: replaying never changes the database."""
+    from harness.host.replay import ReplayError, find_database_dir, replay_transaction
+    from module_sdk.log import format_exception
+
+    if post_mortem and native is None:
+        raise click.UsageError("--pdb needs --native MODULE (the wasm has no Python frames to debug)")
+    try:
+        db_dir = find_database_dir(data_dir, database or "")
+        res = replay_transaction(db_dir, offset, native=native, on_log=lambda r: console.print(
+            f"  [dim]{r.level_name:5} {escape(f'{r.filename}:{r.line}' if r.filename else '')}[/dim] "
+            f"{escape(r.message)}"))
+    except ReplayError as e:
+        console.print(f"[red]error:[/red] {escape(str(e))}")
+        sys.exit(1)
+    color = "green" if res.status == "committed" else "red"
+    console.print(f"transaction {res.offset}: {escape(res.reducer)}{escape(repr(res.args))} by {res.caller} "
+                  f"-> [{color}]{res.status}[/{color}]" + (f": {escape(res.error)}" if res.error else ""))
+    console.print("writes: same as recorded" if res.same_writes else
+                  "[yellow]writes: differ from what was recorded[/yellow] (the code or its inputs changed, or it "
+                  "is not deterministic)")
+    if res.exception is not None:
+        console.print(escape(format_exception(res.exception).rstrip()))
+        if post_mortem:
+            import pdb
+
+            pdb.post_mortem(res.exception.__traceback__)
+    sys.exit(0 if res.status == "committed" else 1)
+
+
 def _register_verbs() -> None:
     """The server verbs (start, publish, call, sql, logs, describe, delete, dev) and client codegen."""
     from client_sdk.codegen.cli import generate
