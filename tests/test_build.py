@@ -317,3 +317,29 @@ def test_snapshot_keeps_no_dead_stack_and_no_freed_garbage(tmp_path):
     stack_top = _snapshotter(ensure_runtime()).stack_top
     assert stack_top and image[:stack_top] == bytes(stack_top)
     assert result.size < 8_000_000
+
+
+def test_host_errors_keep_their_message_in_a_built_module(tmp_path):
+    # the SDK is built without docstrings (-OO); the errors' messages must not depend on them
+    from harness.host import Database
+    from module_sdk.sats import Identity
+
+    src = write(tmp_path, "uniq.py", """\
+        from module_sdk import ReducerContext, reducer, table, u32, unique
+
+
+        @table(public=True)
+        class Seat:
+            n: u32 = unique()
+            who: str
+
+
+        @reducer
+        def take(ctx: ReducerContext, n: u32, who: str) -> None:
+            ctx.db.seat.insert(Seat(n=n, who=who))
+        """)
+    owner = Identity.from_bytes(bytes(32))
+    db = Database.create(build(src, tmp_path / "x.wasm").output.read_bytes(), owner=owner)
+    assert db.call_reducer("take", [1, "a"], sender=owner).committed
+    out = db.call_reducer("take", [1, "b"], sender=owner)
+    assert out.error == "UniqueAlreadyExists: a row with the same value in a unique column already exists"
