@@ -93,12 +93,20 @@ class TableHandle(Generic[Row]):
         self._on_insert: list[Callback] = []
         self._on_delete: list[Callback] = []
         self._on_update: list[Callback] = []
+        taken: set[str] = set()
         for ix in spec.indexes:
-            setattr(self, index_attr(ix.accessor), (UniqueIndex if ix.unique else BTreeIndex)(self, ix))
+            attr = index_attr(ix.accessor)
+            while attr in taken:  # `x` suffixed to `x_index` and another index named `x_index`
+                attr += "_"
+            taken.add(attr)
+            setattr(self, attr, (UniqueIndex if ix.unique else BTreeIndex)(self, ix))
+            if attr != ix.accessor and callable(getattr(self, ix.accessor, None)):
+                setattr(self, ix.accessor, _HandleMethod(getattr(self, ix.accessor), ix.accessor, attr, spec.name))
 
     # ------------------------------------------------------------------ reading
     @property
-    def name(self) -> str:
+    def table_name(self) -> str:
+        """The table's name in the module (not `name`: a column named `name` keeps its index accessor)."""
         return self.spec.name
 
     def count(self) -> int:
@@ -115,7 +123,7 @@ class TableHandle(Generic[Row]):
 
     def find_by_pk(self, value: Any) -> Row | None:
         if self.spec.primary_key is None:
-            raise TypeError(f"table {self.name!r} has no primary key")
+            raise TypeError(f"table {self.table_name!r} has no primary key")
         e = self._rows.get(self.spec.value_key(self.spec.primary_key, value))
         return e.row if e else None
 
@@ -138,7 +146,7 @@ class TableHandle(Generic[Row]):
     def on_update(self, cb: Callable[[Any, Row, Row], Any]) -> Callable[[Any, Row, Row], Any]:
         """`cb(ctx, old, new)` when a primary-key row is replaced in one transaction. Returns `cb`."""
         if self.spec.primary_key is None:
-            raise TypeError(f"table {self.name!r} has no primary key, so its rows are never updated")
+            raise TypeError(f"table {self.table_name!r} has no primary key, so its rows are never updated")
         self._on_update.append(cb)
         return cb
 
@@ -227,7 +235,7 @@ class TableHandle(Generic[Row]):
             e = self._rows.get(key)
             old_count = e.count if e else 0
             if n_del > old_count:
-                log.debug("table %s: %d deletes of a row cached %d times", self.name, n_del, old_count)
+                log.debug("table %s: %d deletes of a row cached %d times", self.table_name, n_del, old_count)
             count = max(0, old_count - n_del) + n_ins
             if old_count == 0:
                 if count:
@@ -245,9 +253,35 @@ class TableHandle(Generic[Row]):
         return out
 
 
+class _HandleMethod:
+    """A table-handle method whose name is also an index accessor (a column `count`): calling it is the method,
+    but `.find` / `.filter` on it raise, naming the attribute the index really lives at, instead of silently
+    doing something else."""
+
+    __slots__ = ("_fn", "_accessor", "_attr", "_table")
+
+    def __init__(self, fn: Callable[..., Any], accessor: str, attr: str, table: str):
+        self._fn, self._accessor, self._attr, self._table = fn, accessor, attr, table
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._fn(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(f"`{self._table}.{self._accessor}` is the table handle's method; the index "
+                             f"{self._accessor!r} is `{self._table}.{self._attr}` (use .{self._attr}.{name})")
+
+
+# Attributes a TableHandle sets on itself; an index accessor with one of these names (or any TableHandle class
+# attribute, or a leading underscore) is exposed as `<accessor>_index`.
+_INSTANCE_ATTRS = frozenset({"spec"})
+
+
 def index_attr(accessor: str) -> str:
-    """The attribute of a table handle holding index `accessor` (suffixed if it would hide a method)."""
-    return f"{accessor}_index" if hasattr(TableHandle, accessor) else accessor
+    """The attribute of a table handle holding index `accessor`: the accessor itself, or `<accessor>_index`
+    where it would hide one of the handle's own attributes (`count`, `iter`, `on_insert`, `spec`, ...)."""
+    if accessor.startswith("_") or accessor in _INSTANCE_ATTRS or hasattr(TableHandle, accessor):
+        return f"{accessor}_index"
+    return accessor
 
 
 class ClientCache:

@@ -132,7 +132,7 @@ class RemoteTables:
     def __init__(self, cache: ClientCache):
         self._cache = cache
         for t in cache.tables.values():
-            setattr(self, t.spec.accessor or t.name, t)
+            setattr(self, t.spec.accessor or t.table_name, t)
 
     def __getattr__(self, name: str) -> TableHandle:
         try:
@@ -382,6 +382,7 @@ class DbConnection:
         self._done.add_done_callback(_consume)
         self._connects = 0
         self._stop = asyncio.Event()
+        self._waiters: list[tuple[Callable[[], Any], asyncio.Future]] = []
 
     def __repr__(self) -> str:
         state = "open" if self.is_active else ("closed" if self._done.done() else "connecting")
@@ -405,6 +406,39 @@ class DbConnection:
         """Wait until the connection has ended for good (disconnect(), or reconnecting gave up)."""
         async with asyncio.timeout(timeout):
             await asyncio.shield(self._done)
+
+    async def until(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
+        """Wait until `predicate()` is truthy and return its value: checked now and again after every message this
+        connection applies (so after the cache changed and the row callbacks ran), e.g.
+        `await conn.until(lambda: conn.db.message.count() == 2)`. Raises TimeoutError after `timeout` seconds
+        (default: the request timeout); an exception from `predicate` is raised here."""
+        value = predicate()
+        if value:
+            return value
+        fut: asyncio.Future = self._loop.create_future()
+        entry = (predicate, fut)
+        self._waiters.append(entry)
+        t = self._timeout(timeout)
+        try:
+            async with asyncio.timeout(t):
+                return await fut
+        except TimeoutError:
+            raise TimeoutError(f"condition not met within {t} s ({predicate!r})") from None
+        finally:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+
+    def _check_waiters(self) -> None:
+        for predicate, fut in list(self._waiters):
+            if fut.done():
+                continue
+            try:
+                value = predicate()
+            except Exception as e:  # noqa: BLE001 - handed to the waiting caller
+                fut.set_exception(e)
+                continue
+            if value:
+                fut.set_result(value)
 
     async def disconnect(self, timeout: float | None = None) -> None:
         """Close cleanly and stop reconnecting. Pending calls fail with ConnectionClosedError."""
@@ -743,6 +777,8 @@ class DbConnection:
             log.warning("unhandled server message %s", type(msg).__name__)
             return
         handler(msg)
+        if self._waiters:
+            self._check_waiters()
 
     def _on_InitialConnection(self, msg: P.InitialConnection) -> None:
         self.identity = msg.identity

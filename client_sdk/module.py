@@ -13,6 +13,7 @@ from typing import Any
 
 from module_sdk.sats import (
     AlgebraicType,
+    BsatnError,
     ProductType,
     RefType,
     Typespace,
@@ -22,6 +23,7 @@ from module_sdk.sats import (
     sort_key,
 )
 from module_sdk.sats.ordering import identity_key
+from module_sdk.sats.satsjson import value_from_json
 
 
 @dataclass
@@ -70,6 +72,26 @@ class TableSpec:
         return self.column_key(row, self.primary_key)
 
 
+def _args_encoder(params: ProductType, ts: Typespace | None) -> Callable[[Any], bytes]:
+    """Encode arguments given as SATS values (the bindings' classes, `SumValue`s) or, when those do not fit, in
+    the SATS-JSON input form the HTTP API takes (sums `{"Variant": payload}` or a bare variant name, options
+    `{"some": x}`), so that a client without bindings can name variants. The first error is the one raised."""
+    enc = encoder(params, ts)
+
+    def encode_args(value: Any) -> bytes:
+        try:
+            return enc(value)
+        except (BsatnError, TypeError, ValueError) as first:
+            if not isinstance(value, (tuple, list)):
+                raise
+            try:
+                return enc(value_from_json(params, list(value), ts))
+            except (BsatnError, TypeError, ValueError):
+                raise first from None
+
+    return encode_args
+
+
 @dataclass
 class ReducerSpec:
     name: str
@@ -77,7 +99,7 @@ class ReducerSpec:
     typespace: Typespace | None = None
 
     def __post_init__(self) -> None:
-        self.encode_args: Callable[[Any], bytes] = encoder(self.params, self.typespace)
+        self.encode_args: Callable[[Any], bytes] = _args_encoder(self.params, self.typespace)
         self.decode_args: Callable[[bytes], Any] = exact_decoder(self.params, self.typespace)
 
 
@@ -89,7 +111,7 @@ class ProcedureSpec:
     typespace: Typespace | None = None
 
     def __post_init__(self) -> None:
-        self.encode_args = encoder(self.params, self.typespace)
+        self.encode_args = _args_encoder(self.params, self.typespace)
         self.decode_return = exact_decoder(self.return_type, self.typespace)
 
 

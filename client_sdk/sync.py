@@ -80,6 +80,11 @@ class SyncConnection:
         """A one-off query: {table: [rows]}."""
         return self._do(lambda: self.conn.one_off_query(sql, timeout=timeout), timeout)
 
+    def until(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
+        """Block until `predicate()` is truthy (checked on the connection's thread after every message it
+        applies) and return its value: `conn.until(lambda: conn.db.message.count() == 2, timeout=5)`."""
+        return self._do(lambda: self.conn.until(predicate, timeout), timeout)
+
     def close(self, timeout: float | None = 5.0) -> None:
         if self._thread.is_alive():
             try:

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -183,17 +185,48 @@ class SpacetimeTestDb:
         return self.backend.url
 
     def call(self, reducer: str, *args: Any, token: str | None = None) -> Any:
-        """Call a reducer (returns None) or procedure (its JSON result); args are JSON (SATS-JSON) values."""
-        return self.backend.call(self.name, reducer, *args, token=token)
+        """Call a reducer (returns None) or procedure (its result, decoded as `sql` decodes cells); args are
+        SATS-JSON values (a sum `{"Variant": payload}`, an option `{"some": x}` or None)."""
+        result = self.backend.call(self.name, reducer, *args, token=token)
+        mdef = self.module.module_def
+        proc = next((p for p in mdef.procedures if reducer in (p.name, p.source_name)), None)
+        if proc is None or result is None:
+            return result
+        return decode_value(proc.return_type, result, mdef.typespace)
 
     def sql(self, query: str, *, token: str | None = None) -> list[dict[str, Any]]:
-        """Rows as dicts keyed by column name (values as the server's SATS-JSON: an option is `[0, v]` / `[1, []]`,
-        an identity `["0x…"]`).  Several statements: their rows one after another."""
+        """Rows as dicts keyed by column name, values decoded by their types: products are dicts by field name,
+        sums `{"Variant": payload}` (unit payload None), options the value or None, identities / timestamps /
+        durations the module_sdk.sats objects, bytes `bytes`.  Several statements: their rows one after
+        another.  `sql_raw` gives the server's SATS-JSON unchanged."""
+        from module_sdk.sats.satsjson import type_from_json
+
+        ts = self.module.module_def.typespace
         rows: list[dict[str, Any]] = []
         for result in self.sql_raw(query, token=token):
-            cols = [_column_name(e, i) for i, e in enumerate(result["schema"]["elements"])]
-            rows.extend(dict(zip(cols, row)) for row in result["rows"])
+            elements = result["schema"]["elements"]
+            cols = [_column_name(e, i) for i, e in enumerate(elements)]
+            types = [type_from_json(e["algebraic_type"]) for e in elements]
+            rows.extend({c: decode_value(t, v, ts) for c, t, v in zip(cols, types, row)} for row in result["rows"])
         return rows
+
+    def until(self, predicate: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.05) -> Any:
+        """Call `predicate()` until it returns something truthy and return that (e.g. `spacetime_db.until(lambda:
+        spacetime_db.sql("SELECT * FROM job WHERE done = true"))` for a scheduled reducer).  After `timeout`
+        seconds raises TimeoutError with the last value or exception.  For what a client sees, use
+        `conn.until(...)`, which re-checks after every message the client applies."""
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while True:
+            try:
+                last = predicate()
+                if last:
+                    return last
+            except AssertionError as e:
+                last = e
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"spacetime_db.until: not true within {timeout} s (last: {last!r})")
+            time.sleep(interval)
 
     def sql_raw(self, query: str, *, token: str | None = None) -> list[dict]:
         """The server's answer as is: one {"schema", "rows", ...} per statement."""
@@ -245,6 +278,42 @@ class SpacetimeTestDb:
 
     def __repr__(self) -> str:
         return f"<SpacetimeTestDb {self.name} at {self.backend.url}>"
+
+
+def decode_value(t: Any, v: Any, typespace: Any = None) -> Any:
+    """A SATS-JSON value (either form) of type `t` as plain Python, variants by name (see `SpacetimeTestDb.sql`)."""
+    from module_sdk.sats.satsjson import value_from_json
+
+    return _plain(t, value_from_json(t, v, typespace), typespace)
+
+
+def _plain(t: Any, v: Any, ts: Any) -> Any:
+    from module_sdk.sats.satsjson import _product_fields, _sum_parts
+    from module_sdk.sats.types import TAG_ARRAY, TAG_PRODUCT, TAG_REF, TAG_SUM
+    from module_sdk.sats.values import Err, Ok, Some
+
+    while t.tag == TAG_REF:
+        t = ts.resolve(t)
+    s = t.special
+    if s == "option":
+        return None if v is None else _plain(t.elements[0][1], v.value if isinstance(v, Some) else v, ts)
+    if s == "result":
+        i = 1 if isinstance(v, Err) else 0
+        return {t.elements[i][0]: _plain(t.elements[i][1], v.value if isinstance(v, (Ok, Err)) else v, ts)}
+    if s == "unit":
+        return None
+    if s is not None:  # Identity, ConnectionId, Timestamp, TimeDuration, Uuid, ScheduleAt: the SDK's objects
+        return v
+    if t.tag == TAG_PRODUCT:
+        return {n if n is not None else str(i): _plain(et, x, ts)
+                for i, ((n, et), x) in enumerate(zip(t.elements, _product_fields(t, v)))}
+    if t.tag == TAG_SUM:
+        i, payload = _sum_parts(t, v)
+        n, et = t.elements[i]
+        return {n if n is not None else str(i): _plain(et, payload, ts)}
+    if t.tag == TAG_ARRAY and t.elem.tag != 7:  # 7: U8 (bytes stay bytes)
+        return [_plain(t.elem, x, ts) for x in v]
+    return v
 
 
 def _column_name(element: dict, index: int) -> str:

@@ -122,18 +122,34 @@ def _reverse_chain(parts):
     return out
 
 
+def _is_sdk(filename):
+    """Frames of the SDK, the stdlib and generated code (`<sats enc>`): not where a user's mistake is."""
+    return filename.startswith(('<', 'module_sdk/')) or '/module_sdk/' in filename
+
+
 def _format_one(e):
+    """One traceback, from the user's first frame to their last: the SDK's dispatch frames above and its
+    internals below (the codec that found the bad value, ...) are counted, not listed."""
     lines = ['Traceback (most recent call last):\n']
+    frames = []
     tb = e.__traceback__
-    n = 0
     while tb is not None:
-        code = tb.tb_frame.f_code
-        if n < 64:
-            lines.append(f'  File "{code.co_filename}", line {tb.tb_lineno}, in {code.co_name}\n')
-        n += 1
+        frames.append((tb.tb_frame.f_code.co_filename, tb.tb_lineno, tb.tb_frame.f_code.co_name))
         tb = tb.tb_next
+    user = [i for i, f in enumerate(frames) if not _is_sdk(f[0])]
+    below = 0
+    if user:
+        below = len(frames) - 1 - user[-1]
+        frames = frames[user[0]:user[-1] + 1]
+    n = 0
+    for filename, lineno, name in frames:
+        if n < 64:
+            lines.append(f'  File "{filename}", line {lineno}, in {name}\n')
+        n += 1
     if n > 64:
         lines.append(f'  ... {n - 64} more frames\n')
+    if below:
+        lines.append(f'  ({below} frame{"s" if below > 1 else ""} inside module_sdk)\n')
     lines.append(exception_summary(e) + '\n')
     return ''.join(lines)
 
@@ -149,13 +165,17 @@ def exception_summary(e):
 
 
 def innermost_frame(e):
-    """(filename, line) of the frame that raised `e`, or (None, None)."""
+    """(filename, line) of the innermost user frame of `e`'s traceback (else the frame that raised it), or
+    (None, None)."""
     tb = e.__traceback__
     if tb is None:
         return None, None
-    while tb.tb_next is not None:
+    found = None
+    while tb is not None:
+        if found is None or not _is_sdk(tb.tb_frame.f_code.co_filename) or _is_sdk(found[0]):
+            found = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
         tb = tb.tb_next
-    return tb.tb_frame.f_code.co_filename, tb.tb_lineno
+    return found
 
 
 def log_exception(e, context=''):

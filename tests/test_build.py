@@ -78,6 +78,75 @@ def test_exception_at_import_shows_user_traceback(tmp_path):
     assert "KeyError: 'missing'" in msg
 
 
+def test_schema_error_starts_at_the_users_line_not_in_the_sdk(tmp_path):
+    src = write(tmp_path, "clash.py", """\
+        from module_sdk import table, u64, unique
+
+
+        @table(public=True)
+        class Lobby:
+            id: u64
+            count: u64 = unique()
+        """)
+    with pytest.raises(BuildError) as e:
+        build(src, tmp_path / "x.wasm")
+    msg = str(e.value)
+    assert f'File "{src}", line 4' in msg and "@table(public=True)" in msg
+    assert "schema.py" not in msg and "index accessor 'count' clashes" in msg
+
+
+def test_a_2_gib_allocation_is_a_memory_error(tmp_path):
+    src = write(tmp_path, "big.py", "import module_sdk\nBIG = bytearray(2 * 1024**3)\n")
+    with pytest.raises(BuildError) as e:
+        build(src, tmp_path / "x.wasm")
+    assert "MemoryError: cannot allocate 2 GiB or more in one object" in str(e.value)
+    assert "\nOverflowError" not in str(e.value)
+
+
+def test_single_file_modules_in_one_folder_get_their_own_output_and_progress_is_reported(tmp_path):
+    a = write(tmp_path, "alpha.py", f"import module_sdk\nA = {str(tmp_path)!r}\n")  # new source: not in the code cache
+    b = write(tmp_path, "beta.py", "import module_sdk\nB = 2\n")
+    steps: list[str] = []
+    ra = build(a, progress=steps.append)
+    rb = build(b)
+    assert ra.output == tmp_path / "target" / "alpha.wasm" and rb.output == tmp_path / "target" / "beta.wasm"
+    assert ra.output.read_bytes() != rb.output.read_bytes()
+    assert any(s.startswith("compiling Python inside the module: 1 modules (alpha)") for s in steps), steps
+    assert steps[-1] == "validating"
+    write(tmp_path, "pkg/__init__.py", "import module_sdk\n")
+    assert build(tmp_path / "pkg").output == tmp_path / "pkg" / "target" / "module.wasm"
+
+
+def test_runtime_error_traceback_starts_and_ends_in_user_code(tmp_path):
+    from harness.host import Database
+    from module_sdk.sats import Identity
+
+    src = write(tmp_path, "over.py", """\
+        from module_sdk import ReducerContext, reducer, table, u32
+
+
+        @table(public=True)
+        class T:
+            a: u32
+
+
+        @reducer
+        def put(ctx: ReducerContext, n: u32) -> None:
+            ctx.db.t.insert(T(a=n * 2))
+        """)
+    owner = Identity.from_bytes(bytes(range(32)))
+    db = Database.create(build(src, tmp_path / "x.wasm").output.read_bytes(), owner=owner)
+    out = db.call_reducer("put", [3_000_000_000], sender=owner)
+    assert not out.committed and "out of range" in out.error
+    rec = db.logs()[-1]
+    assert rec.filename == "over.py" and rec.line == 11
+    lines = rec.message.splitlines()
+    assert lines[1:] == ["Traceback (most recent call last):", '  File "over.py", line 11, in put',
+                         f"  ({lines[3].split('(')[1]}", lines[-1]]
+    assert "frames inside module_sdk)" in lines[3] and "During handling" not in rec.message
+    assert lines[-1].startswith("BsatnError: BSATN encode error at T.a: expected U32")
+
+
 def test_missing_dependency_is_named(tmp_path):
     src = write(tmp_path, "needs.py", "import module_sdk\nimport definitely_not_installed_pkg\n")
     with pytest.raises(BuildError) as e:
@@ -100,6 +169,33 @@ def test_unsupported_stdlib_c_extension_is_named(tmp_path):
     with pytest.raises(BuildError) as e:
         build(src, tmp_path / "x.wasm")
     assert "_sqlite3" in str(e.value) and "does not include" in str(e.value)
+
+
+def test_package_reraising_its_own_import_error_names_the_compiled_extension(tmp_path):
+    # numpy's way: the compiled core fails, the package raises a bare ImportError with a message that begins with
+    # blank lines; the build shows the message (not a blank line) and names the extension
+    write(tmp_path, "fakenp/_core.cpython-311-x86_64-linux-gnu.so", "not really a shared object")
+    write(tmp_path, "fakenp/__init__.py", """\
+        try:
+            from . import _core
+        except ImportError as exc:
+            raise ImportError("\\n\\nIMPORTANT: importing the C-extensions failed.\\nSecond line") from exc
+        """)
+    src = write(tmp_path, "uses_np.py", "import module_sdk\nimport fakenp\n")
+    with pytest.raises(BuildError) as e:
+        build(src, tmp_path / "x.wasm")
+    text = str(e.value)
+    assert "ImportError: IMPORTANT: importing the C-extensions failed.\nSecond line" in text
+    assert "hint: 'fakenp._core' is a compiled extension" in text and "_core.cpython-311" in text
+
+
+def test_stdlib_c_module_left_out_is_named_as_such_with_its_importer(tmp_path):
+    src = write(tmp_path, "sel.py", "import module_sdk\nimport selectors\n")
+    with pytest.raises(BuildError) as e:
+        build(src, tmp_path / "x.wasm")
+    text = str(e.value)
+    assert "'select' is a standard-library C module that the module runtime does not include" in text
+    assert "selectors.py imports it" in text and "install it" not in text
 
 
 def test_dependencies_from_extra_path_are_bundled(tmp_path):
@@ -229,3 +325,29 @@ def test_snapshot_keeps_no_dead_stack_and_no_freed_garbage(tmp_path):
     stack_top = _snapshotter(ensure_runtime()).stack_top
     assert stack_top and image[:stack_top] == bytes(stack_top)
     assert result.size < 8_000_000
+
+
+def test_host_errors_keep_their_message_in_a_built_module(tmp_path):
+    # the SDK is built without docstrings (-OO); the errors' messages must not depend on them
+    from harness.host import Database
+    from module_sdk.sats import Identity
+
+    src = write(tmp_path, "uniq.py", """\
+        from module_sdk import ReducerContext, reducer, table, u32, unique
+
+
+        @table(public=True)
+        class Seat:
+            n: u32 = unique()
+            who: str
+
+
+        @reducer
+        def take(ctx: ReducerContext, n: u32, who: str) -> None:
+            ctx.db.seat.insert(Seat(n=n, who=who))
+        """)
+    owner = Identity.from_bytes(bytes(32))
+    db = Database.create(build(src, tmp_path / "x.wasm").output.read_bytes(), owner=owner)
+    assert db.call_reducer("take", [1, "a"], sender=owner).committed
+    out = db.call_reducer("take", [1, "b"], sender=owner)
+    assert out.error == "UniqueAlreadyExists: a row with the same value in a unique column already exists"

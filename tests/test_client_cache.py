@@ -45,10 +45,10 @@ def make_cache() -> tuple[ClientCache, list]:
     cache = ClientCache(spec)
     seen: list = []
     for t in cache.tables.values():
-        t.on_insert(lambda ctx, r, t=t: seen.append(("insert", t.name, r)))
-        t.on_delete(lambda ctx, r, t=t: seen.append(("delete", t.name, r)))
+        t.on_insert(lambda ctx, r, t=t: seen.append(("insert", t.table_name, r)))
+        t.on_delete(lambda ctx, r, t=t: seen.append(("delete", t.table_name, r)))
         if t.spec.primary_key is not None:
-            t.on_update(lambda ctx, a, b, t=t: seen.append(("update", t.name, a, b)))
+            t.on_update(lambda ctx, a, b, t=t: seen.append(("update", t.table_name, a, b)))
     return cache, seen
 
 

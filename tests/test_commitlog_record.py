@@ -59,7 +59,9 @@ def test_known_layout() -> None:
 def test_invalid_input() -> None:
     good = TxRecord(1, 2, "r").encode()
     with pytest.raises(RecordDecodeError, match="version"):
-        decode_tx(b"\x02" + good[1:])
+        decode_tx(b"\x03" + good[1:])
+    with pytest.raises(RecordDecodeError):
+        decode_tx(b"\x02" + good[1:])  # version 2 without its inputs field
     with pytest.raises(RecordDecodeError):
         decode_tx(good[:17] + b"\x01\0\0\0\xff" + good[21:])  # reducer name not UTF-8
     dup = (
@@ -86,3 +88,11 @@ def test_tx_records_through_the_log(tmp_path: Path) -> None:
             assert log.append(r.encode()) == r.tx_offset
     with CommitLog(tmp_path, durability="every") as log:
         assert [decode_tx(p) for _, p in log.replay()] == recs
+
+
+def test_inputs_make_a_version_2_record_and_both_versions_read() -> None:
+    v1 = TxRecord(7, 1_000, "add", {4096: [b"\x01\x02"]}, {}, b"m")
+    v2 = TxRecord(7, 1_000, "add", {4096: [b"\x01\x02"]}, {}, b"m", inputs=b"\xaa" * 50)
+    assert v1.encode()[0] == 1 and v2.encode()[0] == 2
+    assert v2.encode() == v1.encode().replace(b"\x01", b"\x02", 1) + (50).to_bytes(4, "little") + b"\xaa" * 50
+    assert decode_tx(v2.encode()) == v2 and decode_tx(v1.encode()) == v1

@@ -4,6 +4,7 @@ errno -> exception mapping, dispatch error handling, logging, rng, uuids, http e
 same code running inside a built module.)"""
 
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -584,3 +585,27 @@ def test_uuid_type_round_trips(m):
     m.finalize()
     u = Uuid.parse("01888d6e-5c00-7000-8000-000000000000")
     assert m.db.one_uuid._enc(OneUuid(u)) == bytes.fromhex("00000000000000800070005c6e8d8801")
+
+
+def test_sum_type_is_the_documented_decorator_and_keeps_builtin_sum():
+    import module_sdk
+    from module_sdk import sum as legacy_sum
+    from module_sdk import sum_type
+
+    ns: dict = {}
+    exec("from module_sdk import *\ntotal = sum([1, 2, 3])", ns)  # a star import leaves the builtin alone
+    assert ns["total"] == 6 and "sum_type" in module_sdk.__all__ and "sum" not in module_sdk.__all__
+
+    @sum_type
+    class Coin:
+        Heads: None
+        Tails: None
+
+    @legacy_sum  # older code keeps working
+    class Side:
+        Left: None
+        Right: u32
+
+    assert Coin.Heads.tag == "Heads" and Side.Right(2).value == 2
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "module-api.md").read_text()
+    assert "import product, sum_type" in docs and "@sum\n" not in docs

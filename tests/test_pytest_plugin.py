@@ -60,14 +60,17 @@ def test_client_connect(spacetime_db):
         assert conn.db.user.identity.find(conn.identity).name == "Alice"
         assert [m.text for m in conn.db.message] == ["hi over the websocket"]
     names = [r["name"] for r in spacetime_db.sql("SELECT * FROM user")]
-    assert [0, "Alice"] in names
+    assert "Alice" in names  # an Option[str] column: the value, not [0, "Alice"]
 
 
 def test_other_identity(spacetime_db):
+    from module_sdk.sats import Identity
+
     identity, token = spacetime_db.new_identity()
     spacetime_db.call("send_message", "from someone else", token=token)
     (row,) = spacetime_db.sql("SELECT * FROM message")
-    assert row["sender"] == ["0x" + identity]
+    assert row["sender"] == Identity.from_hex(identity)
+    assert spacetime_db.sql_raw("SELECT sender FROM message")[0]["rows"] == [[["0x" + identity]]]
 
 
 def test_backend_is_shared(spacetime_backend, spacetime_db):
@@ -93,6 +96,46 @@ def test_local_backend_end_to_end(pytester, monkeypatch):
     result = run_inner(pytester, monkeypatch, "-v")
     result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines(["spacetime backend: local"])
+
+
+LOBBY_TESTS = f'''
+import threading
+
+import pytest
+
+pytestmark = pytest.mark.spacetime_module({str(ROOT / "tests" / "data" / "lobbymod")!r})
+
+
+def test_values_by_name(spacetime_db):
+    spacetime_db.call("add_lobby", 1, "arena", {{"Team": 4}})
+    spacetime_db.call("add_lobby", 2, "quiet", "Solo")
+    rows = spacetime_db.sql("SELECT * FROM lobby")
+    assert sorted(rows, key=lambda r: r["id"]) == [
+        {{"id": 1, "name": "arena", "players": 0, "mode": {{"Team": 4}}}},
+        {{"id": 2, "name": "quiet", "players": 0, "mode": {{"Solo": None}}}},
+    ]
+    assert spacetime_db.call("summary", 1) == {{"name": "arena", "players": 0}}   # a procedure: by field name
+    assert spacetime_db.call("summary", 99) is None                                 # Option: None
+
+
+def test_until_a_client_sees_it(spacetime_db):
+    with spacetime_db.connect(subscribe="SELECT * FROM lobby") as conn:
+        other = spacetime_db.connect()
+        threading.Timer(0.2, lambda: other.call("add_lobby", 5, "late", {{"Team": 2}})).start()
+        row = conn.until(lambda: conn.db.lobby.name.find("late"), timeout=10)
+        assert row.id == 5
+        with pytest.raises(TimeoutError):
+            conn.until(lambda: conn.db.lobby.count() > 5, timeout=0.3)
+    assert spacetime_db.until(lambda: spacetime_db.sql("SELECT * FROM lobby WHERE id = 5"))[0]["name"] == "late"
+    with pytest.raises(TimeoutError, match="not true within"):
+        spacetime_db.until(lambda: spacetime_db.sql("SELECT * FROM lobby WHERE id = 6"), timeout=0.2)
+'''
+
+
+def test_decoded_values_procedure_results_and_until(pytester, monkeypatch):
+    pytester.makepyfile(test_lobby=LOBBY_TESTS)
+    result = run_inner(pytester, monkeypatch, "-v")
+    result.assert_outcomes(passed=2)
 
 
 def test_docker_backend_skips_without_engine(pytester, monkeypatch):

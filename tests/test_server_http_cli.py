@@ -65,7 +65,8 @@ def test_cli_verbs(cli, live, wasm_path):
     r = cli("call", "clidb", "add", "", "1", ok=False)
     assert r.exit_code == 1 and "530" in r.output and "name must not be empty" in r.output
     r = cli("call", "clidb", "nope", ok=False)
-    assert r.exit_code == 1 and "404" in r.output
+    assert r.exit_code == 1 and "no reducer or procedure named 'nope'; the module has: add, boom, double" in r.output
+    assert "setup" not in r.output  # a lifecycle reducer is not callable
     if _has_sql():
         r = cli("sql", "clidb", "SELECT name, age FROM person")
         assert "Alice" in r.output and "Bob" in r.output and "(2 rows)" in r.output

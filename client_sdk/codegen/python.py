@@ -1,7 +1,7 @@
 """Python bindings from a module definition: typed row classes, `conn.db.<table>` handles with index lookups,
 typed reducer and procedure calls, and a `DbConnection` subclass that knows the module.
 
-Output (a package): `types.py` (`@product` / `@sum` classes), `tables.py`, `reducers.py`, `__init__.py`.
+Output (a package): `types.py` (`@product` / `@sum_type` classes), `tables.py`, `reducers.py`, `__init__.py`.
 The text depends only on the module definition (names sorted, no timestamps), is ruff-formatted by
 construction, and carries a header that lets a regeneration remove files it no longer writes.
 """
@@ -244,6 +244,7 @@ def _table_py(ctx: _Ctx) -> tuple[str, list[str], list[str], str]:
         ix_lines: list[str] = []
         ix_specs: list[str] = []
         row_t = mdef.typespace[t.row_ref]
+        attrs: dict[str, str] = {}
         for ix in sorted((i for i in t.indexes if i.accessor), key=lambda i: i.accessor):
             unique = tuple(sorted(ix.columns)) in uniques
             col_anns = [ctx.ann(row_t.elements[c][1], f"{t.name}.{ix.accessor}") for c in ix.columns]
@@ -255,6 +256,11 @@ def _table_py(ctx: _Ctx) -> tuple[str, list[str], list[str], str]:
             attr = index_attr(ix.accessor)
             if not attr.isidentifier() or keyword.iskeyword(attr):
                 raise CodegenError(f"table {t.name}: index accessor {ix.accessor!r} is not a Python identifier")
+            if attr in attrs:
+                raise CodegenError(f"table {t.name}: index accessors {attrs[attr]!r} and {ix.accessor!r} would both "
+                                   f"be `{attr}` (an accessor that names a table-handle method gets `_index`); "
+                                   "rename one in the module (accessor=...)")
+            attrs[attr] = ix.accessor
             how = "find(value)" if unique else "filter(value)"
             ix_lines.append(f"    {attr}: {kind}[{row}, {key}]\n    \"\"\"{how} on ({cols}).\"\"\"\n")
             ix_specs.append(f'IndexSpec("{ix.accessor}", {_tuple(ix.columns)}, {unique})')
@@ -482,9 +488,12 @@ def _reducers_py(ctx: _Ctx, type_names: set[str]) -> tuple[str, list[str], list[
 
 
 def _type_expr(ctx: _Ctx, t: AlgebraicType) -> str:
-    """An expression evaluating to the SATS type `t` in __init__.py (via `type_of` on the annotation)."""
-    ctx.init_sats.add("type_of")
-    return f'type_of("{ctx.ann(t, "procedure")}", globals())'
+    """An expression evaluating to the SATS type `t` in __init__.py: `type_of(<annotation>)`, with every
+    module_sdk.sats name the annotation uses imported there (the module's own types are imported anyway)."""
+    sub = _Ctx(ctx.mdef, ctx.names)
+    ann = sub.ann(t, "procedure")
+    ctx.init_sats |= sub.sats_imports | {"type_of"}
+    return f"type_of({ann})"
 
 
 def _fit(src: str) -> str:

@@ -35,7 +35,7 @@ from module_sdk import (
     primary_key,
     product,
     reducer,
-    sum,
+    sum_type,
     table,
     u8,
     u16,
@@ -50,14 +50,14 @@ from module_sdk import (
 # §1 shared user types (declaration order as upstream)
 
 
-@sum
+@sum_type
 class SimpleEnum:
     Zero: None
     One: None
     Two: None
 
 
-@sum
+@sum_type
 class EnumWithPayload:
     U8: u8
     U16: u16

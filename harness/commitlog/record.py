@@ -12,7 +12,11 @@ their BSATN bytes, so the codec never needs table schemas. Format version 1, lit
     u32 t                       deletes: same layout as inserts
     u32 n | n bytes             meta (opaque, e.g. caller identity / connection id)
 
-Tables appear in dict order; decoding rejects truncated input and trailing bytes.
+Version 2 (written when `inputs` is set) appends::
+
+    u32 n | n bytes             inputs (opaque: what produced the transaction, for replaying it)
+
+Tables appear in dict order; decoding rejects truncated input and trailing bytes, and reads both versions.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass, field
 from .errors import RecordDecodeError
 
 RECORD_VERSION = 1
+RECORD_VERSION_INPUTS = 2
 _HEAD = struct.Struct("<BQq")
 _U32 = struct.Struct("<I")
 _U32x2 = struct.Struct("<II")
@@ -36,12 +41,14 @@ class TxRecord:
     inserts: dict[int, list[bytes]] = field(default_factory=dict)
     deletes: dict[int, list[bytes]] = field(default_factory=dict)
     meta: bytes = b""
+    inputs: bytes = b""
 
     def encode(self) -> bytes:
         try:
             name = self.reducer.encode("utf-8")
             parts: list[bytes] = [
-                _HEAD.pack(RECORD_VERSION, self.tx_offset, self.timestamp_us),
+                _HEAD.pack(RECORD_VERSION_INPUTS if self.inputs else RECORD_VERSION, self.tx_offset,
+                           self.timestamp_us),
                 _U32.pack(len(name)),
                 name,
             ]
@@ -54,6 +61,9 @@ class TxRecord:
                         parts.append(bytes(row))
             parts.append(_U32.pack(len(self.meta)))
             parts.append(bytes(self.meta))
+            if self.inputs:
+                parts.append(_U32.pack(len(self.inputs)))
+                parts.append(bytes(self.inputs))
         except (struct.error, UnicodeEncodeError) as exc:
             raise ValueError(f"cannot encode TxRecord: {exc}") from exc
         return b"".join(parts)
@@ -63,19 +73,22 @@ class TxRecord:
         buf = bytes(data)
         try:
             version, tx_offset, timestamp_us = _HEAD.unpack_from(buf, 0)
-            if version != RECORD_VERSION:
+            if version not in (RECORD_VERSION, RECORD_VERSION_INPUTS):
                 raise RecordDecodeError(f"unknown TxRecord version {version}")
             pos = _HEAD.size
             name, pos = _read_bytes(buf, pos)
             inserts, pos = _read_tables(buf, pos)
             deletes, pos = _read_tables(buf, pos)
             meta, pos = _read_bytes(buf, pos)
+            inputs = b""
+            if version == RECORD_VERSION_INPUTS:
+                inputs, pos = _read_bytes(buf, pos)
             reducer = name.decode("utf-8")
         except (struct.error, UnicodeDecodeError) as exc:
             raise RecordDecodeError(f"malformed TxRecord: {exc}") from exc
         if pos != len(buf):
             raise RecordDecodeError(f"{len(buf) - pos} trailing bytes after TxRecord")
-        return cls(tx_offset, timestamp_us, reducer, inserts, deletes, meta)
+        return cls(tx_offset, timestamp_us, reducer, inserts, deletes, meta, inputs)
 
 
 def _read_bytes(buf: bytes, pos: int) -> tuple[bytes, int]:

@@ -237,8 +237,9 @@ class Database:
         return db
 
     @classmethod
-    def open(cls, data_dir: str | Path, **kw) -> Database:
-        """Reopen a database from its data directory: latest snapshot + commit log replay after it."""
+    def open(cls, data_dir: str | Path, *, before: int | None = None, **kw) -> Database:
+        """Reopen a database from its data directory: latest snapshot + commit log replay after it.  `before=K`
+        stops short of transaction K (the state K started from; used by replay, on a copy of the data dir)."""
         data_dir = Path(data_dir)
         info = msgspec.json.decode((data_dir / "database.json").read_bytes(), type=DatabaseInfo)
         versioned = data_dir / "modules" / f"{info.module_hash}.wasm"
@@ -250,7 +251,7 @@ class Database:
         db._install_catalog(db._build_catalog(db.mdef))
         assert db.commitlog is not None
         start = 0
-        snap = db._pick_snapshot()
+        snap = db._pick_snapshot(before)
         if snap is not None:
             offset, state = snap
             db.datastore.restore_state(state)
@@ -261,6 +262,8 @@ class Database:
             raise ModuleLoadError(f"{data_dir}: the snapshot written when the module was updated (tx "
                                   f"{schema_offset}) is missing or corrupt; the state cannot be recovered")
         for _offset, payload in db.commitlog.replay(start):
+            if before is not None and _offset >= before:
+                break
             rec = TxRecord.decode(payload)
             plain = {
                 "tables": [[tid, rec.inserts.get(tid, []), rec.deletes.get(tid, [])]
@@ -271,11 +274,14 @@ class Database:
         db.scheduler.rebuild()
         return db
 
-    def _pick_snapshot(self) -> tuple[int, dict] | None:
-        """Newest valid snapshot taken under the current module.  A newer one taken under another module is
-        the leftover of an update that crashed before it switched modules: it is deleted."""
+    def _pick_snapshot(self, before: int | None = None) -> tuple[int, dict] | None:
+        """Newest valid snapshot taken under the current module (and before tx `before`, if given).  A newer one
+        taken under another module is the leftover of an update that crashed before it switched modules: it is
+        deleted."""
         store = self.commitlog.snapshots
         for offset in reversed(store.offsets()):
+            if before is not None and offset >= before:
+                continue
             raw = store.read(offset)
             if raw is None:
                 continue
@@ -617,21 +623,22 @@ class Database:
             else:
                 if before_commit is not None:
                     before_commit(tx)
-                out = self._commit(rdef.name, ts, tx, t0)
+                out = self._commit(rdef.name, ts, tx, t0, inputs=sender + conn + bytes(args))
             self._drain_immediate()
             return out
 
-    def _commit(self, name: str, ts: Timestamp, tx: Tx, t0: float) -> ReducerOutcome:
-        """Commit `tx` (the caller holds self._lock), make it durable, tell the scheduler and listeners."""
+    def _commit(self, name: str, ts: Timestamp, tx: Tx, t0: float, inputs: bytes = b"") -> ReducerOutcome:
+        """Commit `tx` (the caller holds self._lock), make it durable, tell the scheduler and listeners.
+        `inputs` (caller identity, connection id, BSATN args) go into the record so the call can be replayed."""
         txdata = tx.commit()
-        offset = self._persist(name, ts, txdata)
+        offset = self._persist(name, ts, txdata, inputs)
         self.scheduler.on_commit(txdata, ts.micros)
         out = ReducerOutcome(name, "committed", None, txdata, offset, _us(t0), ts)
         for fn in self._commit_listeners:
             fn(out)
         return out
 
-    def _persist(self, reducer: str, ts: Timestamp, txdata: TxData) -> int | None:
+    def _persist(self, reducer: str, ts: Timestamp, txdata: TxData, inputs: bytes = b"") -> int | None:
         """Append the transaction to the commit log; under 'every' it is fsynced before we return, under
         'group' the durability thread fsyncs it with its batch (`wait_durable`, durability.py)."""
         if self.commitlog is None or txdata.is_empty():
@@ -639,7 +646,7 @@ class Database:
         meta = b"".join(_SEQ.pack(tid, col, v & 0x7FFFFFFFFFFFFFFF) for (tid, col), v in txdata.sequences.items())
         rec = TxRecord(self.commitlog.next_offset, ts.micros, reducer,
                        {tid: list(d.inserts) for tid, d in txdata.tables.items() if d.inserts},
-                       {tid: list(d.deletes) for tid, d in txdata.tables.items() if d.deletes}, meta)
+                       {tid: list(d.deletes) for tid, d in txdata.tables.items() if d.deletes}, meta, inputs)
         offset = self.commitlog.append(rec.encode())
         if self.committer is not None:
             self.committer.notify()

@@ -6,7 +6,7 @@ Allowed (applied without losing data):
     (existing rows get the default: BSATN of a product is its fields concatenated, so old row + default bytes)
   * change table visibility (public/private)
   * add, remove or change reducers, procedures, views, row-level-security rules, type names
-Refused (MigrationError lists every one; republish with clear=True to drop the data instead):
+Refused (MigrationError lists every one; republish with --delete-data / clear=True to drop the data instead):
   * remove a table; remove, rename, reorder or retype a column; add a column without a default or not at the end
   * change a primary key, add or remove a unique constraint, add/remove/change a sequence (auto_inc)
   * add, remove or change a table's schedule; turn a table into an event table or back
@@ -28,8 +28,9 @@ class MigrationError(Exception):
         self.incompatible = list(incompatible)
         lines = "\n".join(f"  - {c}" for c in self.incompatible)
         super().__init__(f"the new module is not compatible with the existing data "
-                         f"({len(self.incompatible)} incompatible change(s)); publish with clear=True to "
-                         f"delete the data instead:\n{lines}")
+                         f"({len(self.incompatible)} incompatible change(s)); to delete the data instead, "
+                         f"publish with --delete-data (`spacetime-py publish --delete-data`; "
+                         f"`update_module(wasm, clear=True)` in Python):\n{lines}")
 
 
 @dataclass

@@ -144,7 +144,7 @@ class NativeDoor:
 def load_native(database, module_path: str | Path, door: NativeDoor | None = None):
     """Import module_sdk and the module at `module_path` natively with `door` as `_spacetime`; returns
     `(dispatch, door)` where dispatch is module_sdk._dispatch."""
-    from module_sdk import _abi
+    from module_sdk import _abi, schema
     from module_sdk.build import ModuleProject
 
     door = door or NativeDoor(database)
@@ -152,8 +152,13 @@ def load_native(database, module_path: str | Path, door: NativeDoor | None = Non
     project = ModuleProject.locate(module_path)
     if str(project.root) not in sys.path:
         sys.path.insert(0, str(project.root))
+    # a fresh registry and a fresh import: this process may have loaded another module (or this one) before
+    schema.new_module()
+    for name in [n for n in sys.modules if n == project.main or n.startswith(project.main + ".")]:
+        del sys.modules[name]
     importlib.import_module(project.main)
     dispatch = importlib.import_module("module_sdk._dispatch")
+    dispatch.load(schema.current().finalize())
     return dispatch, door
 
 

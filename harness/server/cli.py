@@ -132,9 +132,11 @@ def _split_addr(addr: str) -> tuple[str, int]:
 def _build(path: Path) -> bytes:
     from module_sdk.build import BuildError
     from module_sdk.build import build as build_module
+    from module_sdk.cli import build_progress
 
     try:
-        result = build_module(path)
+        with build_progress() as say:
+            result = build_module(path, progress=say)
     except BuildError as e:
         click.echo(str(e), err=True)
         sys.exit(1)
@@ -188,6 +190,77 @@ def _params(schema: dict, function: str) -> list | None:
     return None
 
 
+def did_you_mean(name: str, names: list[str], what: str = "reducer or procedure") -> str:
+    """`no reducer or procedure named 'ad'; did you mean 'add'?` (or the list of names when none is close)."""
+    import difflib
+
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    if close:
+        hint = "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    elif names:
+        hint = "the module has: " + ", ".join(sorted(names))
+    else:
+        hint = f"the module has no {what}s"
+    return f"no {what} named {name!r}; {hint}"
+
+
+def split_call(text: str) -> list[str]:
+    """`'add 1 "x" {"Team": 3}'` -> `['add', '1', '"x"', '{"Team": 3}']`: whitespace-separated words, where a word
+    that starts a JSON string, array or object runs to that value's end (so JSON may contain spaces). Each word
+    after the name is one argument, exactly as `spacetime-py call DB NAME ARG...` takes them."""
+    dec = json.JSONDecoder()
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        if text[i] in '"[{':
+            try:
+                _, end = dec.raw_decode(text, i)
+                out.append(text[i:end])
+                i = end
+                continue
+            except ValueError:
+                pass
+        j = i
+        while j < n and not text[j].isspace():
+            j += 1
+        out.append(text[i:j])
+        i = j
+    return out
+
+
+def parse_cli_args(params, words: list[str], typespace, function: str, names: dict[int, str] | None = None) -> tuple:
+    """Command-line words -> the Python values of `params` (a ProductType): each word one JSON value in the
+    SATS-JSON input form (sums `{"Variant": payload}` or a bare variant name, options `{"some": x}` or null);
+    bare text for a String parameter. Raises ValueError with a message for the user."""
+    from module_sdk.sats.satn import format_type
+    from module_sdk.sats.satsjson import SatsJsonError, value_from_json
+    from module_sdk.sats.types import TAG_REF, TAG_STRING
+
+    sig = ", ".join(f"{n}: {format_type(t, names=names)}" for n, t in params.elements)
+    if len(words) != len(params.elements):
+        raise ValueError(f"{function}({sig}) takes {len(params.elements)} argument"
+                         f"{'s' if len(params.elements) != 1 else ''}, got {len(words)}; give each argument as "
+                         "its own JSON value, e.g. 1 \"text\" '{\"Variant\": 2}'")
+    values = []
+    for (pname, ptype), word in zip(params.elements, words):
+        resolved = typespace.resolve(ptype) if ptype.tag == TAG_REF else ptype
+        if resolved.tag == TAG_STRING and not word.startswith('"'):  # bare text is the string itself
+            obj = word
+        else:
+            try:
+                obj = json.loads(word)
+            except ValueError:
+                obj = word  # a bare word: a variant name, or a mistake value_from_json will name
+        try:
+            values.append(value_from_json(ptype, obj, typespace, pname or ""))
+        except (SatsJsonError, ValueError, TypeError) as e:
+            raise ValueError(f"argument {pname!r} of {function}({sig}): {e}") from None
+    return tuple(values)
+
+
 def _cli_arg(raw: str, param_type: dict | None):
     """A command-line argument as JSON: strings need no quotes when the parameter is a String."""
     if param_type is not None and "String" in param_type:
@@ -214,9 +287,16 @@ def call(database: str, function: str, args: tuple[str, ...], server: str | None
     """Call reducer (or procedure) FUNCTION of DATABASE with ARGS (each a JSON value; bare text for strings)."""
     api = api_for(server, anonymous)
     try:
-        params = _params(api.schema(database, 10), function)
+        schema = api.schema(database, 10)
     except Exception:
-        params = None
+        schema = None
+    params = _params(schema, function) if schema is not None else None
+    if schema is not None and params is None:
+        sec = _sections(schema)
+        lifecycle = {x.get("function_name") for x in sec.get("LifeCycleReducers") or []}
+        names = [r.get("source_name") or r.get("name") for r in (sec.get("Reducers") or [])
+                 + (sec.get("Procedures") or [])]
+        _fail(did_you_mean(function, [n for n in names if n and n not in lifecycle]) + f" (database {database})")
     types = [p["algebraic_type"] for p in params] if params is not None and len(params) == len(args) else None
     values = [_cli_arg(a, types[i] if types else None) for i, a in enumerate(args)]
     result = _http_call(api.call, database, function, values)
@@ -226,33 +306,38 @@ def call(database: str, function: str, args: tuple[str, ...], server: str | None
 
 # ------------------------------------------------------------------------------------------- sql
 
-def _type_name(t: dict, schema_types: dict | None = None) -> str:
+def _type_name(t: dict, names: dict[int, str] | None = None) -> str:
+    """A SATS-JSON type as the SATS type formatter prints it (module_sdk.sats.satn), refs by their type name."""
+    from module_sdk.sats.satn import format_type
     from module_sdk.sats.satsjson import type_from_json
 
     try:
-        return repr(type_from_json(t))
-    except Exception:
+        return format_type(type_from_json(t), names=names)
+    except Exception:  # noqa: BLE001 - an unreadable type is shown as its JSON rather than failing describe
         return json.dumps(t)
 
 
-def _cell(v, ty_json=None) -> str:
-    """Render one SATS-JSON cell the way `spacetime sql` does: identities as 0x-hex, timestamps as RFC 3339,
-    options as their value or empty, other composites as JSON."""
+def _typespace(api, database: str):
+    """The module's typespace (for columns of named types), or None if the schema cannot be read."""
+    from module_sdk.sats.satsjson import typespace_from_json
+
+    try:
+        return typespace_from_json(_sections(api.schema(database, 10))["Typespace"])
+    except Exception:  # noqa: BLE001 - without it, such cells are shown as JSON
+        return None
+
+
+def _cell(v, ty_json=None, typespace=None) -> str:
+    """One /sql cell (untyped SATS-JSON) the way `spacetime sql` prints it: strings quoted, identities and bytes
+    as 0x-hex, timestamps RFC 3339, products `(a = 1)`, sums and options by variant name `(some = 5)`."""
     if ty_json is not None:
-        from module_sdk.sats import ConnectionId, Identity, TimeDuration, Timestamp, Uuid
+        from module_sdk.sats.satn import format_value
         from module_sdk.sats.satsjson import type_from_json, value_from_json
 
         try:
             t = type_from_json(ty_json)
-            if not t.has_refs():
-                value = value_from_json(t, v)
-                if isinstance(value, (Identity, ConnectionId)):
-                    return f"0x{value.to_hex()}"
-                if isinstance(value, (Timestamp, TimeDuration, Uuid)):
-                    return str(value)
-                if t.is_option():
-                    return "" if value is None else _cell(v["some"] if isinstance(v, dict) else v, None)
-        except (ValueError, TypeError, KeyError, AttributeError):
+            return format_value(t, value_from_json(t, v, typespace), typespace)
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError):
             pass
     return v if isinstance(v, str) else json.dumps(v)
 
@@ -274,6 +359,7 @@ def sql(database: str, query: str, fmt: str, server: str | None, anonymous: bool
     from rich.table import Table
 
     console = Console(highlight=False, soft_wrap=True)
+    typespace = None
     for res in results:
         cols = [e["name"].get("some", "") if isinstance(e["name"], dict) else e["name"]
                 for e in res["schema"]["elements"]]
@@ -286,8 +372,10 @@ def sql(database: str, query: str, fmt: str, server: str | None, anonymous: bool
         for c in cols:
             table.add_column(c)
         types = [e.get("algebraic_type") for e in res["schema"]["elements"]]
+        if typespace is None and '"Ref"' in json.dumps(types):  # named types: resolve them with the module's
+            typespace = _typespace(api, database)
         for row in res["rows"]:
-            table.add_row(*(_cell(v, t) for v, t in zip(row, types)))
+            table.add_row(*(_cell(v, t, typespace) for v, t in zip(row, types)))
         console.print(table)
         click.echo(f"({len(res['rows'])} row{'s' if len(res['rows']) != 1 else ''})")
 
@@ -343,6 +431,13 @@ def describe(database: str, kind: str | None, name: str | None, as_json: bool, s
         return
     sec = _sections(schema)
     types = (sec.get("Typespace") or {}).get("types", [])
+    names = {}
+    for td in sec.get("Types") or []:
+        sname = td.get("source_name") or td.get("name") or {}
+        if isinstance(sname, dict):
+            sname = sname.get("source_name") or sname.get("name")
+        if isinstance(sname, str):
+            names[td.get("ty")] = sname
     tables = sec.get("Tables") or []
     reducers = sec.get("Reducers") or []
     lifecycle = {x["function_name"]: next(iter(x["lifecycle_spec"])) for x in sec.get("LifeCycleReducers") or []}
@@ -366,9 +461,9 @@ def describe(database: str, kind: str | None, name: str | None, as_json: bool, s
         pk = set(t.get("primary_key", []))
         for i, e in enumerate(row.get("Product", {}).get("elements", [])):
             mark = "  [primary key]" if i in pk else ""
-            click.echo(f"    {e['name'].get('some', i)}: {_type_name(e['algebraic_type'])}{mark}")
+            click.echo(f"    {e['name'].get('some', i)}: {_type_name(e['algebraic_type'], names)}{mark}")
     for r in reducers:
-        params = ", ".join(f"{e['name'].get('some', '')}: {_type_name(e['algebraic_type'])}"
+        params = ", ".join(f"{e['name'].get('some', '')}: {_type_name(e['algebraic_type'], names)}"
                            for e in r["params"]["elements"])
         extra = f"  [{lifecycle[tname(r)]}]" if tname(r) in lifecycle else ""
         click.echo(f"reducer {tname(r)}({params}){extra}")

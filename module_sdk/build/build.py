@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import re
 import struct
 import sys
 import time
@@ -52,6 +53,7 @@ class ModuleProject:
     root: Path
     main: str
     source: Path
+    single_file: bool = False  # built from a .py file named on the command line (several may share a folder)
 
     @classmethod
     def locate(cls, path: str | Path) -> ModuleProject:
@@ -61,7 +63,7 @@ class ModuleProject:
                 raise BuildError(f"{p}: expected a .py file or a folder")
             if p.name == "__init__.py":
                 return cls(p.parent.parent, p.parent.name, p)
-            return cls(p.parent, p.stem, p)
+            return cls(p.parent, p.stem, p, single_file=True)
         if p.is_dir():
             if (p / "__init__.py").is_file():
                 return cls(p.parent, p.name, p / "__init__.py")
@@ -72,8 +74,9 @@ class ModuleProject:
         raise BuildError(f"{p}: no such file or folder")
 
     def default_output(self) -> Path:
-        base = self.source.parent if self.source.name != "__init__.py" else self.source.parent
-        return base / "target" / "module.wasm"
+        """`<folder>/target/module.wasm` for a package or folder, `<folder>/target/<stem>.wasm` for a single file
+        (so `a.py` and `b.py` in one folder do not overwrite each other's build)."""
+        return self.source.parent / "target" / (f"{self.source.stem}.wasm" if self.single_file else "module.wasm")
 
 
 @dataclass
@@ -89,7 +92,9 @@ class BuildResult:
 class _BuildHost:
     """The build side of the boot protocol (see boot.py) plus console_log during module load."""
 
-    def __init__(self, project: ModuleProject, resolver: SourceResolver, code_cache: dict[str, bytes], rt_key: str):
+    def __init__(self, project: ModuleProject, resolver: SourceResolver, code_cache: dict[str, bytes], rt_key: str,
+                 say: Progress | None = None):
+        self.say = say or (lambda msg: None)
         self.project = project
         self.resolver = resolver
         self.code_cache = code_cache  # module name -> marshalled code (phase 2 serves only these)
@@ -149,6 +154,7 @@ class _BuildHost:
 
     def _store_code(self, name: str, code: bytes) -> None:
         self.compiled_here += 1
+        self.say(f"compiling Python inside the module: {self.compiled_here} modules ({name})")
         self.code_cache[name] = code
         found = self.served[name]
         path = self._code_path(found, found.source())
@@ -217,7 +223,7 @@ def build(
     project = ModuleProject.locate(path)
     out = Path(output) if output else project.default_output()
     runtime = ensure_runtime(say)
-    say("loading the runtime")
+    say("loading the runtime (compiled to machine code once per runtime)")
     snap = _snapshotter(runtime)
     rt_key = digest(runtime_key(), BOOT_SCRIPT.read_bytes())  # compiled code depends on both
     code_cache: dict[str, bytes] = {}
@@ -225,7 +231,7 @@ def build(
     while True:
         phases += 1
         resolver = SourceResolver([project.root], [Path(p).resolve() for p in extra_paths])
-        host = _BuildHost(project, resolver, code_cache, rt_key)
+        host = _BuildHost(project, resolver, code_cache, rt_key, say)
         say(f"importing {project.main} inside the module" + (" (clean pass)" if phases > 1 else ""))
         try:
             image = snap.run(host.imports(), "stdb_build_init", drop_exports=())
@@ -248,7 +254,8 @@ def _render_failure(host: _BuildHost, project: ModuleProject, fallback: str) -> 
         logs = "\n".join(f"  [{lvl}] {msg}" for lvl, msg in host.logs)
         return f"building {project.main} failed: {fallback}" + (f"\n{logs}" if logs else "")
     frames, syntax, exc_type, message, import_name = [], None, "Error", "", ""
-    for line in host.error.splitlines():
+    report, _, exc_line = host.error.partition("\nexc\t")  # the exception comes last; its message may span lines
+    for line in report.splitlines():
         kind, _, rest = line.partition("\t")
         parts = rest.split("\t")
         if kind == "frame" and len(parts) == 3:
@@ -257,11 +264,18 @@ def _render_failure(host: _BuildHost, project: ModuleProject, fallback: str) -> 
             syntax = (parts[0], int(parts[1]), int(parts[2]))
         elif kind == "import":
             import_name = parts[0]
-        elif kind == "exc":
-            exc_type, message = parts[0], "\t".join(parts[1:])
+    if exc_line:
+        exc_type, _, message = exc_line.partition("\t")
     out = [f"error: building module {project.main!r} failed"]
     user_frames = [f for f in frames if not f[0].startswith(("<", "module_sdk/"))]
-    for origin, lineno, func in user_frames or ([] if syntax else frames[-3:]):
+    if not user_frames and not syntax:
+        # raised inside the SDK (a schema check at finalize()): point at the user's line the message names
+        where = re.search(r"\(([^()\s]+\.py):(\d+)\)", message)
+        if where and where.group(1) in host.resolver.by_origin:
+            user_frames = [(where.group(1), int(where.group(2)), "<module>")]
+        else:
+            user_frames = frames[-1:]
+    for origin, lineno, func in user_frames:
         path = host.resolver.by_origin.get(origin)
         out.append(f'  File "{path or origin}", line {lineno}, in {func}')
         src = _source_line(path, lineno)
@@ -275,25 +289,43 @@ def _render_failure(host: _BuildHost, project: ModuleProject, fallback: str) -> 
         if src is not None:
             out.append(f"    {src.rstrip()}")
             out.append("    " + " " * max(offset - 1, 0) + "^")
-    out.append(f"{exc_type}: {message}")
-    if exc_type == "ModuleNotFoundError" and import_name:
-        unsupported = host.resolver.unsupported.get(import_name)
-        if unsupported:
-            out.append(
-                f"hint: {import_name!r} is a compiled extension ({unsupported.path}); only pure-Python packages "
-                "can run inside a SpacetimeDB module"
-            )
-        elif import_name.lstrip("_") and import_name.startswith("_"):
-            out.append(
-                f"hint: {import_name!r} is a C extension of the standard library that the module runtime does not "
-                "include; the stdlib module that needs it is not supported inside a module"
-            )
-        else:
-            out.append(
-                f"hint: {import_name!r} was not found in {project.root}, the --path folders, the module runtime's "
-                "standard library or this environment's site-packages; install it (pure Python) or vendor it"
-            )
+    if exc_type == "OverflowError" and "index-sized integer" in message:
+        # 32-bit WebAssembly: a size of 2 GiB or more does not fit; to the user this is running out of memory
+        exc_type, message = "MemoryError", ("cannot allocate 2 GiB or more in one object: a module is 32-bit "
+                                            f"WebAssembly with at most 4 GiB of memory in all ({message})")
+    out.append(f"{exc_type}: {_trim(message)}")
+    out.extend(_import_hints(host, project, exc_type, import_name, frames))
     return "\n".join(out)
+
+
+def _trim(message: str, lines: int = 8) -> str:
+    """A message of at most `lines` non-blank lines (some packages explain a failed import in 30 lines)."""
+    kept = [ln for ln in message.strip("\n").splitlines() if ln.strip()]
+    return "\n".join(kept[:lines] + (["  [...]"] if len(kept) > lines else []))
+
+
+def _import_hints(host: _BuildHost, project: ModuleProject, exc_type: str, import_name: str,
+                  frames: list[tuple[str, int, str]]) -> list[str]:
+    """Why an import failed: a compiled extension (named, even when a package re-raised its own ImportError),
+    a standard-library C module the runtime leaves out (and who needs it), or a module not found anywhere."""
+    if exc_type not in ("ImportError", "ModuleNotFoundError"):
+        return []
+    ext = host.resolver.unsupported
+    # the extension itself, or (a package re-raising its own ImportError) the last extension the import sought
+    culprit = ext.get(import_name) or (list(ext.values())[-1] if ext and not import_name else None)
+    if culprit is not None:
+        return [f"hint: {culprit.name!r} is a compiled extension ({culprit.path}): a SpacetimeDB module is "
+                "WebAssembly with no loader for native code, so only pure-Python packages can run inside it"]
+    if exc_type != "ModuleNotFoundError" or not import_name:
+        return []
+    top = import_name.split(".")[0]
+    if top in sys.stdlib_module_names:
+        needed_by = [o for o, _, _ in frames if not o.startswith("<frozen")]
+        who = f"; {host.resolver.by_origin.get(needed_by[-1], needed_by[-1])} imports it" if needed_by else ""
+        return [f"hint: {top!r} is a standard-library C module that the module runtime does not include{who}. "
+                "Code that needs it cannot run inside a module; installing packages will not help"]
+    return [f"hint: {import_name!r} was not found in {project.root}, the --path folders, the module runtime's "
+            "standard library or this environment's site-packages; install it (pure Python) or vendor it"]
 
 
 def _source_line(path: Path | None, lineno: int, strip: bool = True) -> str | None:

@@ -145,7 +145,9 @@ def ensure_runtime(progress=None) -> Path:
         # archive order otherwise makes the linker pick the wrong ones.
         _run([*zig, "ar", "x", str(libpython), "thread.o"], cwd=work)
         objects = [str(work / "thread.o")]
-        for name in RUNTIME_SOURCES:
+        for i, name in enumerate(RUNTIME_SOURCES, 1):
+            if progress:
+                progress(f"compiling the Python runtime: {name} ({i}/{len(RUNTIME_SOURCES)}, once per toolchain)")
             obj = work / (Path(name).stem + ".o")
             _run([*zig, "cc", *CFLAGS, f"-I{include}", "-c", str(runtime_source_dir() / name), "-o", str(obj)])
             objects.append(str(obj))
@@ -154,6 +156,8 @@ def ensure_runtime(progress=None) -> Path:
             _run([*zig, "cc", *CFLAGS, f"-I{include}", "-c", str(work / "frozen.c"), "-o", str(work / "frozen.o")])
             objects.append(str(work / "frozen.o"))
         linked = work / "runtime.wasm"
+        if progress:
+            progress("linking the runtime with libpython (once per toolchain)")
         _run([*zig, "cc", *LDFLAGS, "-o", str(linked), *objects, str(libpython), *LIBS])
         if progress and optimizer_id() != "none":
             progress("optimizing the runtime with binaryen (once per toolchain)")

@@ -221,7 +221,11 @@ def _ref_fn(t, ts, kind):
 
 def _slow_encode(t, ts, v):
     from . import reference
-    return reference.encode(t, v, ts)
+    try:
+        return reference.encode(t, v, ts)
+    except BsatnError as e:  # it names the bad value; the fast path's failure that led here is noise
+        e.__suppress_context__ = True
+        raise
 
 
 def _slow_decode(t, ts, buf, off):
