@@ -98,6 +98,7 @@ def test_codegen_refuses_two_indexes_that_would_share_an_attribute():
         tables = [FakeTable()]
         reducers: list = []
         procedures: list = []
+        views: list = []
 
     with pytest.raises(CodegenError, match="would both be `count_index`"):
         generate_python(FakeDef())  # type: ignore[arg-type]
