@@ -9,11 +9,12 @@ a log record with the traceback.  Undecodable arguments -> "invalid arguments fo
 
 import struct
 
+from spacetime_core.sats.values import Some, _mk_connection_id, _mk_identity, _mk_timestamp
+
 from . import log as _log
 from . import schema as _schema
 from .context import AnonymousViewContext, ProcedureContext, ReducerContext, ViewContext
 from .errors import SenderError
-from .sats.values import Some, _mk_connection_id, _mk_identity, _mk_timestamp
 
 _U32 = struct.Struct('<I').pack
 _Z16 = bytes(16)

@@ -14,10 +14,11 @@ ProcedureContext: sender, connection_id, timestamp, identity, rng, new_uuid_*, h
     try_with_tx(fn), sleep_until(timestamp).
 """
 
+from spacetime_core.sats.values import Err, Identity, Timestamp, Uuid, _mk_identity, _mk_timestamp
+
 from . import _abi
 from .http import HttpClient
 from .rng import Rng
-from .sats.values import Err, Identity, Timestamp, Uuid, _mk_identity, _mk_timestamp
 
 _database_identity = None
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from client_sdk.codegen import generate, generate_python, module_def_from_schema_json, module_def_from_wasm
 from client_sdk.codegen.python import HEADER
-from module_sdk.cli import main as cli
+from harness.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

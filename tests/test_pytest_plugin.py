@@ -199,7 +199,7 @@ def test_docker_backend_with_fake_engine(tmp_path, monkeypatch):
     monkeypatch.delenv("SPACETIME_PY_DOCKER_URL", raising=False)
     state = tmp_path / "state"
     state.mkdir()
-    server = f"{sys.executable} -m module_sdk.cli start"
+    server = f"{sys.executable} -m harness.cli start"
     FREE_PORT = "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"  # noqa: N806
     bin_dir = _fake_docker(tmp_path, f'''
 echo "$@" >> {state}/calls

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.host.module_def import ModuleDef
+from spacetime_core.module_def import ModuleDef
 
 from .python import HEADER, CodegenError, generate_python, write_package
 from .schema_json import module_def_from_schema_json, module_def_from_server
@@ -20,7 +20,7 @@ from .schema_json import module_def_from_schema_json, module_def_from_server
 def module_def_from_wasm(wasm: str | Path | bytes) -> ModuleDef:
     """Instantiate the module in the local host (no tables, no init) and decode what it describes."""
     from harness.host import Database
-    from module_sdk.sats import Identity
+    from spacetime_core.sats import Identity
 
     data = wasm if isinstance(wasm, bytes) else Path(wasm).read_bytes()
     zero = Identity.from_bytes(bytes(32))

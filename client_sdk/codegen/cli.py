@@ -1,4 +1,4 @@
-"""The `generate` command of `spacetime-py` (registered in module_sdk/cli.py)."""
+"""The `generate` command of `spacetime-py` (registered in harness/cli)."""
 
 from __future__ import annotations
 

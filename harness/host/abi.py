@@ -22,7 +22,7 @@ from harness.datastore import (
     Tx,
     WrongIndexAlgo,
 )
-from module_sdk.sats import BsatnError, encoder, exact_decoder
+from spacetime_core.sats import BsatnError, encoder, exact_decoder
 
 from .wasm import HostTrap
 

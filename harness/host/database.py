@@ -31,7 +31,8 @@ import msgspec
 
 from harness.commitlog import CommitLog, TxRecord
 from harness.datastore import Datastore, IndexAlgo, IndexSchema, SequenceSchema, TableSchema, Tx, TxData
-from module_sdk.sats import (
+from spacetime_core.module_def import ModuleDef, ModuleDefError, decode_module_def
+from spacetime_core.sats import (
     ArrayType,
     ConnectionId,
     Identity,
@@ -49,7 +50,6 @@ from . import http_out
 from .abi import AbiEnv, IndexRuntime, LogRecord, ProcedureHost, TableRuntime, row_codec
 from .logs import LogStore
 from .migrate import MigrationError, plan
-from .module_def import ModuleDef, ModuleDefError, decode_module_def
 from .scheduler import ScheduledTable, Scheduler
 from .wasm import Instance, Limits, LinkError, Trap, compile_module
 
@@ -894,7 +894,7 @@ def _key_fn(ty, ts):
 
 
 def _cap(max_value: int | None, ty) -> int | None:
-    from module_sdk.sats.types import INT_RANGES
+    from spacetime_core.sats.types import INT_RANGES
 
     rng = INT_RANGES.get(getattr(ty, "tag", None))
     if rng is None:

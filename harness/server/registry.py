@@ -25,7 +25,7 @@ from pathlib import Path
 from harness import host
 from harness.host import Database, LogRecord, ModuleLoadError
 from module_sdk.build.validate import InvalidModule, validate_module
-from module_sdk.sats import Identity
+from spacetime_core.sats import Identity
 
 log = logging.getLogger("spacetime-py.server")
 

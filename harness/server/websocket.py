@@ -31,7 +31,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from client_sdk.protocol import (
+from spacetime_core.protocol import (
     COMPRESSION_MODES,
     SUBPROTOCOLS,
     V3_BSATN,
@@ -46,7 +46,7 @@ from client_sdk.protocol import (
     compress_body,
     decode_client_frame,
 )
-from module_sdk.sats import ConnectionId, Identity
+from spacetime_core.sats import ConnectionId, Identity
 
 from .subscriptions import FatalClientError, SubscriptionManager, attach
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from .toolchain import stdlib_dir
 
 SDK_ROOT = Path(__file__).resolve().parent.parent.parent  # the folder that contains module_sdk/
-HOST_ONLY = ("module_sdk.build", "module_sdk.cli")  # parts of the SDK that run on the build host, never inside a module
+HOST_ONLY = ("module_sdk.build", "harness.cli")  # parts of the SDK that run on the build host, never inside a module
 EXTENSION_SUFFIXES = (".so", ".pyd", ".dylib")
 
 

@@ -69,7 +69,7 @@ def run(path: Path, calls: tuple[str, ...], connect: bool) -> None:
     from harness.host import Database
     from module_sdk.build import BuildError
     from module_sdk.build import build as build_module
-    from module_sdk.sats import ConnectionId, Identity
+    from spacetime_core.sats import ConnectionId, Identity
 
     try:
         with console.status("building"):
@@ -111,7 +111,7 @@ def run(path: Path, calls: tuple[str, ...], connect: bool) -> None:
 def _register_verbs() -> None:
     """The server verbs (start, publish, call, sql, logs, describe, delete, dev) and client codegen."""
     from client_sdk.codegen.cli import generate
-    from harness.server.cli import COMMANDS
+    from harness.cli.server import COMMANDS
 
     for command in (*COMMANDS, generate):
         main.add_command(command)

@@ -214,7 +214,7 @@ def call(database: str, function: str, args: tuple[str, ...], server: str | None
 # ------------------------------------------------------------------------------------------- sql
 
 def _type_name(t: dict, schema_types: dict | None = None) -> str:
-    from module_sdk.sats.satsjson import type_from_json
+    from spacetime_core.sats.satsjson import type_from_json
 
     try:
         return repr(type_from_json(t))
@@ -226,8 +226,8 @@ def _cell(v, ty_json=None) -> str:
     """Render one SATS-JSON cell the way `spacetime sql` does: identities as 0x-hex, timestamps as RFC 3339,
     options as their value or empty, other composites as JSON."""
     if ty_json is not None:
-        from module_sdk.sats import ConnectionId, Identity, TimeDuration, Timestamp, Uuid
-        from module_sdk.sats.satsjson import type_from_json, value_from_json
+        from spacetime_core.sats import ConnectionId, Identity, TimeDuration, Timestamp, Uuid
+        from spacetime_core.sats.satsjson import type_from_json, value_from_json
 
         try:
             t = type_from_json(ty_json)
