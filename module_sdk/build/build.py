@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .runtime import ensure_runtime, runtime_key
 from .snapshot import SnapshotError, Snapshotter
-from .sources import Found, SourceResolver, lazy_imports
+from .sources import Found, SourceResolver, is_sdk, lazy_imports
 from .toolchain import cache_dir, digest
 from .validate import validate_module
 
@@ -127,7 +127,7 @@ class _BuildHost:
             return b""
         self.served[name] = found
         source = found.source()
-        if found.user or name == "module_sdk" or name.startswith("module_sdk."):  # stdlib lazy imports stay lazy
+        if found.user or is_sdk(name):  # stdlib lazy imports stay lazy
             self.lazy += [n for n in lazy_imports(found, source) if n not in self.lazy]
         code = self.code_cache.get(name)
         if code is None:
@@ -249,7 +249,7 @@ def _render_failure(host: _BuildHost, project: ModuleProject, fallback: str) -> 
         elif kind == "exc":
             exc_type, message = parts[0], "\t".join(parts[1:])
     out = [f"error: building module {project.main!r} failed"]
-    user_frames = [f for f in frames if not f[0].startswith(("<", "module_sdk/"))]
+    user_frames = [f for f in frames if not f[0].startswith(("<", "module_sdk/", "spacetime_core/"))]
     for origin, lineno, func in user_frames or ([] if syntax else frames[-3:]):
         path = host.resolver.by_origin.get(origin)
         out.append(f'  File "{path or origin}", line {lineno}, in {func}')
