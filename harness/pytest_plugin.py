@@ -105,7 +105,7 @@ class BuiltModule:
     def module_def(self) -> Any:
         """The module's ModuleDef (tables, reducers), read from the wasm."""
         if self._module_def is None:
-            from client_sdk.codegen import module_def_from_wasm
+            from harness.host.describe import module_def_from_wasm
 
             self._module_def = module_def_from_wasm(self.wasm_path)
         return self._module_def

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from client_sdk.codegen import generate, generate_python, module_def_from_schema_json, module_def_from_wasm
+from client_sdk.codegen import generate, generate_python, module_def_from_schema_json
 from client_sdk.codegen.python import HEADER
 from harness.cli import main as cli
+from harness.host.describe import module_def_from_wasm
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

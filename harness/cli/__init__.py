@@ -110,10 +110,11 @@ def run(path: Path, calls: tuple[str, ...], connect: bool) -> None:
 
 def _register_verbs() -> None:
     """The server verbs (start, publish, call, sql, logs, describe, delete, dev) and client codegen."""
-    from client_sdk.codegen.cli import generate
+    from client_sdk.codegen.cli import generate_command
     from harness.cli.server import COMMANDS
+    from harness.host.describe import module_def_from_wasm
 
-    for command in (*COMMANDS, generate):
+    for command in (*COMMANDS, generate_command(module_def_from_wasm)):
         main.add_command(command)
 
 
