@@ -14,7 +14,7 @@ import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .toolchain import stdlib_dir
+from .prebuilt import module_stdlib_dir
 
 SDK_ROOT = Path(__file__).resolve().parent.parent.parent  # the folder that contains module_sdk/ and spacetime_core/
 SDK_PACKAGES = ("module_sdk", "spacetime_core")  # bundled into every module from the installed SDK
@@ -58,7 +58,7 @@ class SourceResolver:
     def __post_init__(self) -> None:
         self._roots: list[tuple[str, Path, bool]] = [("", r, True) for r in self.user_roots]
         self._roots += [(f"<path{i}>/", r, True) for i, r in enumerate(self.extra_roots)]
-        self._stdlib = stdlib_dir()
+        self._stdlib = module_stdlib_dir()
         site = []
         if self.use_site_packages:
             for key in ("purelib", "platlib"):
