@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from client_sdk import protocol as P
 from client_sdk.connection import DbConnection, ReducerEvent, TransactionEvent
 from client_sdk.errors import (
     ConnectError,
@@ -22,6 +21,7 @@ from client_sdk.errors import (
     SubscriptionFailedError,
 )
 from client_sdk.module import IndexSpec, ModuleSpec, ReducerSpec, TableSpec
+from spacetime_core import protocol as P
 from spacetime_core.sats import ConnectionId, Identity, ProductType, Timestamp, encode, product, u32
 from spacetime_core.sats.types import STRING
 
