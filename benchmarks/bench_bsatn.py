@@ -5,7 +5,7 @@ as a plain tuple (unbound product) and as a @product class instance.
 
 Baselines, both interpretive (walk the type for every value, no compiled closures):
 * ``naive``: the minimal recursive codec below (one struct call per primitive, no checks);
-* ``reference``: ``module_sdk.sats.reference`` (the validating fallback the compiled codec uses on errors).
+* ``reference``: ``spacetime_core.sats.reference`` (the validating fallback the compiled codec uses on errors).
 
     python benchmarks/bench_bsatn.py [--seconds 0.3]
 """
@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from module_sdk.sats import (  # noqa: E402
+from spacetime_core.sats import (  # noqa: E402
     IDENTITY,
     STRING,
     U32,
@@ -33,7 +33,7 @@ from module_sdk.sats import (  # noqa: E402
     u32,
     u64,
 )
-from module_sdk.sats.values import _mk_identity  # noqa: E402
+from spacetime_core.sats.values import _mk_identity  # noqa: E402
 
 
 @product

@@ -46,7 +46,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as cache:
             env = dict(os.environ, SPACETIME_PY_CACHE=cache)
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "module_sdk.cli", "build", "-q", str(target), "-o", str(out)],
+            subprocess.run([sys.executable, "-m", "harness.cli", "build", "-q", str(target), "-o", str(out)],
                            check=True, env=env, cwd=ROOT, capture_output=True)
             rows.append(("cold build (runtime compiled, empty caches)", time.perf_counter() - t0, None))
     build(target, out)  # warm the caches

@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 from harness.host import Database  # noqa: E402
 from harness.host.native import call_native, load_native  # noqa: E402
 from module_sdk.build import build  # noqa: E402
-from module_sdk.sats import Identity, encode  # noqa: E402
+from spacetime_core.sats import Identity, encode  # noqa: E402
 
 MODULE = ROOT / "benchmarks" / "bench_module"
 OWNER = Identity.from_bytes(bytes(range(32)))

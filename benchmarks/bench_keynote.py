@@ -9,7 +9,7 @@ confirmed reads, the default, so a ReducerResult means durable).  Baseline: a sm
 child process) doing the same transfer in SQLite, WAL mode, `synchronous=FULL`, one transaction per request on
 one database thread.  One load generator drives both: N connections x M calls in flight, accounts drawn from a
 Zipf distribution (alpha 0 = uniform; 1.5 = a few hot accounts), amount 1; it reports committed transfers/s
-and the p50/p99 round trip.  Requests use client_sdk.protocol's encoders (v2 BSATN), the protocol's one codec.
+and the p50/p99 round trip.  Requests use spacetime_core.protocol's encoders (v2 BSATN), the protocol's one codec.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 
-from client_sdk.protocol import V2_BSATN, CallReducer, ReducerResult, decode_server_frame, encode_client  # noqa: E402
-from module_sdk.sats import Identity  # noqa: E402
+from spacetime_core.protocol import V2_BSATN, CallReducer, ReducerResult, decode_server_frame, encode_client  # noqa: E402
+from spacetime_core.sats import Identity  # noqa: E402
 
 OWNER = Identity.from_bytes(bytes(range(32)))
 INITIAL_BALANCE = 1_000_000_000

@@ -28,7 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 
-from client_sdk.protocol import (  # noqa: E402
+from harness.host import Database  # noqa: E402
+from module_sdk.build import build  # noqa: E402
+from spacetime_core.protocol import (  # noqa: E402
     V2_BSATN,
     CallReducer,
     ReducerResult,
@@ -37,9 +39,7 @@ from client_sdk.protocol import (  # noqa: E402
     decode_server_frame,
     encode_client,
 )
-from harness.host import Database  # noqa: E402
-from module_sdk.build import build  # noqa: E402
-from module_sdk.sats import Identity  # noqa: E402
+from spacetime_core.sats import Identity  # noqa: E402
 
 OWNER = Identity.from_bytes(bytes(range(32)))
 MODULE = '''

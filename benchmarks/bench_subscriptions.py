@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.host import Database  # noqa: E402
 from harness.sql import QueryCache, compile_subscription  # noqa: E402
 from module_sdk.build import build  # noqa: E402
-from module_sdk.sats import Identity  # noqa: E402
+from spacetime_core.sats import Identity  # noqa: E402
 
 OWNER = Identity.from_bytes(bytes(range(32)))
 QUERIES = [

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.host import Database  # noqa: E402
 from harness.sql import QueryCache  # noqa: E402
 from module_sdk.build import build  # noqa: E402
-from module_sdk.sats import Identity  # noqa: E402
+from spacetime_core.sats import Identity  # noqa: E402
 
 MODULE = '''
 from module_sdk import Identity, Query, ReducerContext, ViewContext, index, primary_key, reducer, table, u32, view

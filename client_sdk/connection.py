@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from module_sdk.sats import ConnectionId, Identity, Timestamp
+from spacetime_core import protocol as P
+from spacetime_core.sats import ConnectionId, Identity, Timestamp
 
-from . import protocol as P
 from .cache import ClientCache, RowEvent, TableDelta, TableHandle
 from .errors import (
     ClientError,

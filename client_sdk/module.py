@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from module_sdk.sats import (
+from spacetime_core.sats import (
     AlgebraicType,
     BsatnError,
     ProductType,
@@ -22,8 +22,8 @@ from module_sdk.sats import (
     product,
     sort_key,
 )
-from module_sdk.sats.ordering import identity_key
-from module_sdk.sats.satsjson import value_from_json
+from spacetime_core.sats.ordering import identity_key
+from spacetime_core.sats.satsjson import value_from_json
 
 
 @dataclass

@@ -107,7 +107,7 @@ class BuiltModule:
     def module_def(self) -> Any:
         """The module's ModuleDef (tables, reducers), read from the wasm."""
         if self._module_def is None:
-            from client_sdk.codegen import module_def_from_wasm
+            from harness.host.describe import module_def_from_wasm
 
             self._module_def = module_def_from_wasm(self.wasm_path)
         return self._module_def
@@ -197,9 +197,9 @@ class SpacetimeTestDb:
     def sql(self, query: str, *, token: str | None = None) -> list[dict[str, Any]]:
         """Rows as dicts keyed by column name, values decoded by their types: products are dicts by field name,
         sums `{"Variant": payload}` (unit payload None), options the value or None, identities / timestamps /
-        durations the module_sdk.sats objects, bytes `bytes`.  Several statements: their rows one after
+        durations the spacetime_core.sats objects, bytes `bytes`.  Several statements: their rows one after
         another.  `sql_raw` gives the server's SATS-JSON unchanged."""
-        from module_sdk.sats.satsjson import type_from_json
+        from spacetime_core.sats.satsjson import type_from_json
 
         ts = self.module.module_def.typespace
         rows: list[dict[str, Any]] = []
@@ -282,15 +282,15 @@ class SpacetimeTestDb:
 
 def decode_value(t: Any, v: Any, typespace: Any = None) -> Any:
     """A SATS-JSON value (either form) of type `t` as plain Python, variants by name (see `SpacetimeTestDb.sql`)."""
-    from module_sdk.sats.satsjson import value_from_json
+    from spacetime_core.sats.satsjson import value_from_json
 
     return _plain(t, value_from_json(t, v, typespace), typespace)
 
 
 def _plain(t: Any, v: Any, ts: Any) -> Any:
-    from module_sdk.sats.satsjson import _product_fields, _sum_parts
-    from module_sdk.sats.types import TAG_ARRAY, TAG_PRODUCT, TAG_REF, TAG_SUM
-    from module_sdk.sats.values import Err, Ok, Some
+    from spacetime_core.sats.satsjson import _product_fields, _sum_parts
+    from spacetime_core.sats.types import TAG_ARRAY, TAG_PRODUCT, TAG_REF, TAG_SUM
+    from spacetime_core.sats.values import Err, Ok, Some
 
     while t.tag == TAG_REF:
         t = ts.resolve(t)

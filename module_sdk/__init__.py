@@ -17,37 +17,7 @@
 Reference: docs/module-api.md.  Build with `spacetime-py build` (module_sdk.build).
 """
 
-from . import log
-from .columns import auto_inc, btree, default, direct, field, hash_index, index, primary_key, unique
-from .context import (
-    AnonymousViewContext,
-    AuthContext,
-    HandlerContext,
-    ProcedureContext,
-    ReducerContext,
-    TxContext,
-    ViewContext,
-)
-from .errors import (
-    AutoIncOverflow,
-    BsatnDecodeError,
-    HttpError,
-    IndexNotUnique,
-    NoSuchIndex,
-    NoSuchRow,
-    NoSuchTable,
-    NotInTransaction,
-    ScheduleAtDelayTooLong,
-    SenderError,
-    SpacetimeError,
-    UniqueAlreadyExists,
-    WouldBlockTransaction,
-)
-from .http import HttpResponse
-from .indexes import UNBOUNDED, Excluded, Included, Range
-from .jwt import JwtClaims
-from .rng import Rng
-from .sats import (
+from spacetime_core.sats import (
     BsatnError,
     ConnectionId,
     Err,
@@ -79,7 +49,38 @@ from .sats import (
     u128,
     u256,
 )
-from .sats.decl import sum as sum  # noqa: A004 - `@sum` as in the brief; not in __all__ (it shadows the builtin)
+from spacetime_core.sats.decl import sum as sum  # noqa: A004 - `@sum` as in the brief; not in __all__ (it shadows the builtin)
+
+from . import log
+from .columns import auto_inc, btree, default, direct, field, hash_index, index, primary_key, unique
+from .context import (
+    AnonymousViewContext,
+    AuthContext,
+    HandlerContext,
+    ProcedureContext,
+    ReducerContext,
+    TxContext,
+    ViewContext,
+)
+from .errors import (
+    AutoIncOverflow,
+    BsatnDecodeError,
+    HttpError,
+    IndexNotUnique,
+    NoSuchIndex,
+    NoSuchRow,
+    NoSuchTable,
+    NotInTransaction,
+    ScheduleAtDelayTooLong,
+    SenderError,
+    SpacetimeError,
+    UniqueAlreadyExists,
+    WouldBlockTransaction,
+)
+from .http import HttpResponse
+from .indexes import UNBOUNDED, Excluded, Included, Range
+from .jwt import JwtClaims
+from .rng import Rng
 from .scheduling import schedule_immediate
 from .schema import (
     ModuleDefError,

@@ -12,12 +12,13 @@ traps when `call_procedure` returns a str instead of the BSATN result.
 import struct
 import sys
 
+from spacetime_core.sats.values import Some, _mk_connection_id, _mk_identity, _mk_timestamp
+
 from . import _abi
 from . import log as _log
 from . import schema as _schema
 from .context import AnonymousViewContext, HandlerContext, ProcedureContext, ReducerContext, ViewContext
 from .errors import SenderError
-from .sats.values import Some, _mk_connection_id, _mk_identity, _mk_timestamp
 
 _U32 = struct.Struct('<I').pack
 _VERSIONS = ('HTTP/0.9', 'HTTP/1.0', 'HTTP/1.1', 'HTTP/2', 'HTTP/3')

@@ -17,11 +17,12 @@ HandlerContext (HTTP handlers): timestamp, identity, rng, new_uuid_*, http, with
 
 import sys
 
+from spacetime_core.sats.values import Err, Identity, Timestamp, Uuid, _mk_identity, _mk_timestamp
+
 from . import _abi
 from .http import HttpClient
 from .jwt import JwtClaims
 from .rng import Rng
-from .sats.values import Err, Identity, Timestamp, Uuid, _mk_identity, _mk_timestamp
 
 _database_identity = None
 

@@ -11,8 +11,9 @@ Only procedures can do this, and only outside `with_tx`.  A request that gets no
 
 import struct
 
+from spacetime_core.sats.values import TimeDuration
+
 from . import _abi
-from .sats.values import TimeDuration
 
 _U32 = struct.Struct('<I')
 _U16 = struct.Struct('<H')

@@ -21,9 +21,9 @@ Shapes:
     view_primary_keys [(view source_name, [column source name])]
 """
 
-from .sats.raw_def import V10, algebraic_type_to_value, encode_raw_def_once, product_type_to_value
-from .sats.types import STRING, UNIT
-from .sats.values import SumValue
+from spacetime_core.sats.raw_def import V10, algebraic_type_to_value, encode_raw_def_once, product_type_to_value
+from spacetime_core.sats.types import STRING, UNIT
+from spacetime_core.sats.values import SumValue
 
 SEC_TYPESPACE = 0
 SEC_TYPES = 1

@@ -15,7 +15,7 @@ security); clients subscribe to the view like any other.  In the module def the 
 quoted names, every comparison parenthesized, `TRUE`/`FALSE`, `0x..` identities, quoted timestamps.
 """
 
-from .sats.values import ConnectionId, Identity, Timestamp
+from spacetime_core.sats.values import ConnectionId, Identity, Timestamp
 
 QUERY_TAG = '__query__'
 

@@ -20,8 +20,9 @@ Scheduled tables: declare a table with `scheduled=<reducer>`, a `u64` auto-inc p
 deleted.  Scheduled calls come from the database itself: `ctx.sender == ctx.identity`.
 """
 
+from spacetime_core.sats.values import ScheduleAt, TimeDuration, Timestamp
+
 from . import _abi
-from .sats.values import ScheduleAt, TimeDuration, Timestamp
 
 
 def schedule_immediate(function, *args):

@@ -19,19 +19,14 @@ Naming (module-def.md section 5):
 import keyword
 import sys
 
-from . import moduledef as md
-from .columns import MISSING, Field, Index
-from .context import AnonymousViewContext, ViewContext
-from .indexes import Index as IndexHandle
-from .indexes import IndexReader, PrimaryKeyIndex, UniqueIndex, UniqueIndexReader
-from .names import canonical_snake, is_identifier, python_snake
+from spacetime_core.names import canonical_snake, is_identifier, python_snake
 
 # the codec's slow/lenient path is imported lazily by sats; import it here so a built module bundles it
-from .sats import reference as _reference  # noqa: F401
-from .sats.annotations import type_of
-from .sats.codec import decoder, encoder
-from .sats.decl import product
-from .sats.types import (
+from spacetime_core.sats import reference as _reference  # noqa: F401
+from spacetime_core.sats.annotations import type_of
+from spacetime_core.sats.codec import decoder, encoder
+from spacetime_core.sats.decl import product
+from spacetime_core.sats.types import (
     K_OPTION,
     K_RESULT,
     TAG_ARRAY,
@@ -47,6 +42,12 @@ from .sats.types import (
     SumType,
     Typespace,
 )
+
+from . import moduledef as md
+from .columns import MISSING, Field, Index
+from .context import AnonymousViewContext, ViewContext
+from .indexes import Index as IndexHandle
+from .indexes import IndexReader, PrimaryKeyIndex, UniqueIndex, UniqueIndexReader
 from .tables import Database, Table, TableReader
 
 _getframe = sys._getframe

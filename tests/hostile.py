@@ -31,7 +31,7 @@ class Server:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
-        args = [sys.executable, "-c", "from module_sdk.cli import main; main()", "start",
+        args = [sys.executable, "-c", "from harness.cli import main; main()", "start",
                 "-l", f"127.0.0.1:{self.port}", "--data-dir", str(data_dir)]
         for k, v in (limits or {}).items():
             args += ["--limit", f"{k}={v}"]

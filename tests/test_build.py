@@ -119,7 +119,7 @@ def test_single_file_modules_in_one_folder_get_their_own_output_and_progress_is_
 
 def test_runtime_error_traceback_starts_and_ends_in_user_code(tmp_path):
     from harness.host import Database
-    from module_sdk.sats import Identity
+    from spacetime_core.sats import Identity
 
     src = write(tmp_path, "over.py", """\
         from module_sdk import ReducerContext, reducer, table, u32
@@ -330,7 +330,7 @@ def test_snapshot_keeps_no_dead_stack_and_no_freed_garbage(tmp_path):
 def test_host_errors_keep_their_message_in_a_built_module(tmp_path):
     # the SDK is built without docstrings (-OO); the errors' messages must not depend on them
     from harness.host import Database
-    from module_sdk.sats import Identity
+    from spacetime_core.sats import Identity
 
     src = write(tmp_path, "uniq.py", """\
         from module_sdk import ReducerContext, reducer, table, u32, unique

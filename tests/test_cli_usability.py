@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from module_sdk.cli import main
-from module_sdk.sats import Identity, Option, TimeDuration, Timestamp, f64, product, sum_type, type_of, u32
-from module_sdk.sats.satn import format_type, format_value
+from harness.cli import main
+from spacetime_core.sats import Identity, Option, TimeDuration, Timestamp, f64, product, sum_type, type_of, u32
+from spacetime_core.sats.satn import format_type, format_value
 
 from .test_server_http import LiveServer
 

@@ -7,7 +7,7 @@ import pytest
 
 from client_sdk.cache import ClientCache, TableDelta
 from client_sdk.module import IndexSpec, ModuleSpec, TableSpec
-from module_sdk.sats import Identity, encode, product, u32
+from spacetime_core.sats import Identity, encode, product, u32
 
 
 @product
@@ -180,7 +180,7 @@ def test_module_spec_from_module_def_binds_row_classes():
         name: str
 
     class FakeDef:
-        from module_sdk.sats import Typespace
+        from spacetime_core.sats import Typespace
         typespace = Typespace([U.__sats_type__])
         tables = [FakeTable]
         reducers: list = []

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from client_sdk.codegen import generate, generate_python, module_def_from_schema_json, module_def_from_wasm
+from client_sdk.codegen import generate, generate_python, module_def_from_schema_json
 from client_sdk.codegen.python import HEADER
-from module_sdk.cli import main as cli
+from harness.cli import main as cli
+from harness.host.describe import module_def_from_wasm
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -96,3 +97,18 @@ def test_module_def_from_schema_json_matches_the_wasm(quickstart_wasm):
     mdef = module_def_from_wasm(quickstart_wasm)
     back = module_def_from_schema_json(json.loads(json.dumps(schema_json(mdef, 10))))
     assert back.raw == mdef.raw and generate_python(back) == generate_python(mdef)
+
+
+def test_client_cli_reads_servers_not_wasm(quickstart_wasm, tmp_path):
+    """`spacetime-py-client generate` (the client distribution, no host) takes --server only; the author CLI
+    above also reads a .wasm."""
+    from client_sdk.codegen.cli import main as client_cli
+
+    wasm = tmp_path / "m.wasm"
+    wasm.write_bytes(quickstart_wasm)
+    res = CliRunner().invoke(client_cli, ["generate", "--out-dir", str(tmp_path / "b"), "--module-wasm", str(wasm)])
+    assert res.exit_code == 2 and "No such option" in res.output and "--module-wasm" in res.output
+    res = CliRunner().invoke(client_cli, ["generate", "--out-dir", str(tmp_path / "b")])
+    assert res.exit_code == 2 and "--server" in res.output
+    res = CliRunner().invoke(client_cli, ["generate", "--out-dir", str(tmp_path / "b"), "--server", "http://127.0.0.1:9"])
+    assert res.exit_code == 2 and "--database" in res.output

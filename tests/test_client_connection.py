@@ -1,4 +1,4 @@
-"""DbConnection against a scripted in-process WebSocket server speaking v2/v3 (client_sdk.protocol frames, plus
+"""DbConnection against a scripted in-process WebSocket server speaking v2/v3 (spacetime_core.protocol frames, plus
 the exact bytes of client-protocol.md §11), and against dead servers (timeouts)."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from client_sdk import protocol as P
 from client_sdk.connection import DbConnection, ReducerEvent, TransactionEvent
 from client_sdk.errors import (
     ConnectError,
@@ -22,8 +21,9 @@ from client_sdk.errors import (
     SubscriptionFailedError,
 )
 from client_sdk.module import IndexSpec, ModuleSpec, ReducerSpec, TableSpec
-from module_sdk.sats import ConnectionId, Identity, ProductType, Timestamp, encode, product, u32
-from module_sdk.sats.types import STRING
+from spacetime_core import protocol as P
+from spacetime_core.sats import ConnectionId, Identity, ProductType, Timestamp, encode, product, u32
+from spacetime_core.sats.types import STRING
 
 
 @product
@@ -130,10 +130,10 @@ class FakeServer:
             await self.call(ws, me, msg)
         elif isinstance(msg, P.OneOffQuery):
             if "nope" in msg.query_string:
-                from module_sdk.sats import Err
+                from spacetime_core.sats import Err
                 await self.send(ws, P.OneOffQueryResult(msg.request_id, Err("no such table: `nope`")))
             else:
-                from module_sdk.sats import Ok
+                from spacetime_core.sats import Ok
                 await self.send(ws, P.OneOffQueryResult(msg.request_id, Ok(self.query_rows([msg.query_string]))))
 
     def update_for(self, me: int, inserts: list[bytes], deletes: list[bytes]) -> P.TransactionUpdate:
@@ -143,7 +143,7 @@ class FakeServer:
             for q, queries in self.subs[me].items() for _ in queries])
 
     async def call(self, ws: web.WebSocketResponse, me: int, msg: P.CallReducer) -> None:
-        from module_sdk.sats import decode
+        from spacetime_core.sats import decode
         inserts: list[bytes] = []
         deletes: list[bytes] = []
         if msg.reducer == "add":

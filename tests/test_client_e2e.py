@@ -17,9 +17,10 @@ pytest.importorskip("harness.server.app")
 
 from aiohttp import web  # noqa: E402
 
-from client_sdk.codegen import generate, module_def_from_wasm  # noqa: E402
+from client_sdk.codegen import generate  # noqa: E402
 from client_sdk.errors import ReducerFailedError, SubscriptionFailedError  # noqa: E402
 from client_sdk.http import AsyncSpacetimeHttp  # noqa: E402
+from harness.host.describe import module_def_from_wasm  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ import pytest
 from client_sdk.cache import ClientCache, TableDelta
 from client_sdk.codegen import CodegenError, generate, generate_python, module_def_from_wasm
 from client_sdk.module import IndexSpec, ModuleSpec, TableSpec
-from module_sdk.sats import encode, product, u32
+from spacetime_core.sats import encode, product, u32
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,6 +1,6 @@
 """Test-only helpers for the datastore tests: a tiny struct-based BSATN-like codec and table builders.
 
-(The real codec lives in ``module_sdk.sats``; the datastore must not depend on it.)
+(The real codec lives in ``spacetime_core.sats``; the datastore must not depend on it.)
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import pytest
 import wasmtime as wt
 
 from harness.host import Database
-from module_sdk.sats import Identity
+from spacetime_core.sats import Identity
 from tests.test_host_wat import WAT
 
 pytestmark = pytest.mark.slow

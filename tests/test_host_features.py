@@ -15,7 +15,7 @@ from harness.host import Database, Limits
 from harness.host.abi import AbiEnv
 from module_sdk.build import build
 from module_sdk.build.wasm import module_info
-from module_sdk.sats import ConnectionId, Identity, Timestamp
+from spacetime_core.sats import ConnectionId, Identity, Timestamp
 from tests.test_host_wat import STRING, U32, U64, UNIT, product, s, some, vec, wat_string
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ import wasmtime as wt
 from harness.host import Database, Limits
 from harness.host.wasm import DEFAULT_FUEL
 from module_sdk.build import build
-from module_sdk.sats import Identity
+from spacetime_core.sats import Identity
 from tests.test_host_wat import MODULE_DEF, wat_string
 
 OWNER = Identity.from_bytes(bytes(range(32)))

@@ -7,7 +7,7 @@ import pytest
 from harness.host import Database, MigrationError
 from harness.host import database as database_mod
 from module_sdk.build import build
-from module_sdk.sats import Identity
+from spacetime_core.sats import Identity
 
 pytestmark = pytest.mark.slow
 OWNER = Identity.from_bytes(bytes(range(32)))

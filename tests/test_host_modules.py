@@ -8,7 +8,7 @@ import pytest
 
 from harness.host import Database
 from module_sdk.build import build
-from module_sdk.sats import ConnectionId, Identity, Timestamp
+from spacetime_core.sats import ConnectionId, Identity, Timestamp
 
 pytestmark = pytest.mark.slow
 OWNER = Identity.from_bytes(bytes(range(32)))

@@ -9,7 +9,7 @@ import pytest
 import wasmtime as wt
 
 from harness.host import Database, Limits, ModuleLoadError
-from module_sdk.sats import Identity
+from spacetime_core.sats import Identity
 
 
 def s(text: str) -> bytes:

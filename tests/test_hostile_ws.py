@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from client_sdk.protocol import V2_BSATN, Subscribe, encode_client
+from spacetime_core.protocol import V2_BSATN, Subscribe, encode_client
 from tests.hostile import HOSTILE_WAT, Bystander, PingProbe, Server, wasm
 
 SLOW_CLIENTS = 8

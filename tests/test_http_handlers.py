@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from harness.host import Database
-from harness.host.module_def import HttpRouteDef
 from module_sdk import schema
 from module_sdk.build import build
 from module_sdk.http import encode_request
 from module_sdk.http_handlers import Request, Response, Router, decode_request
-from module_sdk.sats import Identity, SumValue
-from module_sdk.sats.raw_def import decode_raw_def
+from spacetime_core.module_def import HttpRouteDef
+from spacetime_core.sats import Identity, SumValue
+from spacetime_core.sats.raw_def import decode_raw_def
 from tests.test_server_ws_common import AppServerThread
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from module_sdk.cli import main
+from harness.cli import main
 
 pytestmark = pytest.mark.slow
 

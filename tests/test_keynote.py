@@ -6,7 +6,7 @@ import pytest
 
 from harness.host import Database
 from module_sdk.build import build
-from module_sdk.sats import Identity
+from spacetime_core.sats import Identity
 
 OWNER = Identity.from_hex("11" * 32)
 

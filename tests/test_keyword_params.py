@@ -14,8 +14,8 @@ import pytest
 from client_sdk.codegen import generate, generate_python, module_def_from_wasm
 from harness.host import Database
 from module_sdk.build import build
-from module_sdk.sats import Identity
 from module_sdk.schema import published_param_name
+from spacetime_core.sats import Identity
 from tests.test_client_e2e import Server, publish
 
 pytestmark = pytest.mark.slow

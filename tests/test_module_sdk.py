@@ -38,7 +38,7 @@ from module_sdk import (
     view,
 )
 from module_sdk.http import HttpResponse, decode_response, encode_request
-from module_sdk.names import canonical_snake, python_snake
+from spacetime_core.names import canonical_snake, python_snake
 
 U32 = struct.Struct("<I").pack
 U64 = struct.Struct("<Q").pack

@@ -7,7 +7,7 @@ import pytest
 
 from harness.host import Database
 from module_sdk.build import build
-from module_sdk.sats import ConnectionId, Identity
+from spacetime_core.sats import ConnectionId, Identity
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ from module_sdk import (
     u32,
     u64,
 )
-from module_sdk.sats import (
+from spacetime_core.sats import (
     BOOL,
     I128,
     STRING,
@@ -35,7 +35,7 @@ from module_sdk.sats import (
     encode,
     option_type,
 )
-from module_sdk.sats import types as T
+from spacetime_core.sats import types as T
 
 # ---------------------------------------------------------------------------
 # The V10 types, written from the spec (not from module_sdk.moduledef)
@@ -181,7 +181,7 @@ def test_minimal_module_matches_spec_bytes_exactly(m):
     data = m.describe()
     assert len(data) == 139
     assert data == SPEC_MINIMAL
-    from module_sdk.sats.raw_def import decode_raw_def, encode_raw_def  # the compiled path agrees
+    from spacetime_core.sats.raw_def import decode_raw_def, encode_raw_def  # the compiled path agrees
     assert encode_raw_def(decode_raw_def(data)) == data
     assert m.finalize().reducers[0].decode_args(bytes.fromhex("020000006162")) == ("ab",)
 
@@ -557,7 +557,7 @@ BAD = {
     "missing annotation": ("from module_sdk import reducer\n@reducer\ndef f(ctx, x): pass\n",
                            "parameter 'x' needs a type annotation"),
     "bad annotation": ("from module_sdk import reducer\n@reducer\ndef f(ctx, x: dict): pass\n", "unsupported"),
-    "anonymous product": ("from module_sdk import reducer\nfrom module_sdk.sats import ProductType, U8\n"
+    "anonymous product": ("from module_sdk import reducer\nfrom spacetime_core.sats import ProductType, U8\n"
                           "@reducer\ndef f(ctx, x: ProductType([('a', U8)])): pass\n", "anonymous product"),
     "scheduled without pk": ("from module_sdk import table, reducer, ScheduleAt\n"
                              "@table(scheduled='go')\nclass S:\n    at: ScheduleAt\n"

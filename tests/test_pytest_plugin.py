@@ -64,7 +64,7 @@ def test_client_connect(spacetime_db):
 
 
 def test_other_identity(spacetime_db):
-    from module_sdk.sats import Identity
+    from spacetime_core.sats import Identity
 
     identity, token = spacetime_db.new_identity()
     spacetime_db.call("send_message", "from someone else", token=token)
@@ -242,7 +242,7 @@ def test_docker_backend_with_fake_engine(tmp_path, monkeypatch):
     monkeypatch.delenv("SPACETIME_PY_DOCKER_URL", raising=False)
     state = tmp_path / "state"
     state.mkdir()
-    server = f"{sys.executable} -m module_sdk.cli start"
+    server = f"{sys.executable} -m harness.cli start"
     FREE_PORT = "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"  # noqa: N806
     bin_dir = _fake_docker(tmp_path, f'''
 echo "$@" >> {state}/calls

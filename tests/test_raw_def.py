@@ -1,4 +1,4 @@
-"""`module_sdk.sats.raw_def`: RawModuleDef described once as SATS types.  Byte-exact round trips (example modules,
+"""`spacetime_core.sats.raw_def`: RawModuleDef described once as SATS types.  Byte-exact round trips (example modules,
 module-def.md §8, a V9 def, every V10 section), the AlgebraicType converters against the type codec, typed JSON
 both ways, and truncated/garbage input giving a ModuleDefError that says where."""
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.host.module_def import ModuleDefError, decode_module_def
 from harness.server.schema import raw_def_json, schema_json
-from module_sdk.sats import (
+from spacetime_core.module_def import ModuleDefError, decode_module_def
+from spacetime_core.sats import (
     BOOL,
     BYTES,
     I32,
@@ -32,9 +32,9 @@ from module_sdk.sats import (
     option_type,
     result_type,
 )
-from module_sdk.sats import SumValue as S
-from module_sdk.sats import raw_def as rd
-from module_sdk.sats.satsjson import type_to_json, typed_value_to_json, value_from_json
+from spacetime_core.sats import SumValue as S
+from spacetime_core.sats import raw_def as rd
+from spacetime_core.sats.satsjson import type_to_json, typed_value_to_json, value_from_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,7 +101,7 @@ def round_trip(data: bytes):
 def example_defs() -> dict[str, bytes]:
     from harness.host import Database
     from module_sdk.build import build
-    from module_sdk.sats import Identity
+    from spacetime_core.sats import Identity
 
     out = {}
     for name in ("quickstart", "reminders", "sdk_test"):
@@ -205,7 +205,7 @@ TYPES = [
 def test_algebraic_type_values_match_the_type_codec(t):
     v = rd.algebraic_type_to_value(t)
     assert rd.algebraic_type_from_value(v) == t
-    from module_sdk.sats import encode
+    from spacetime_core.sats import encode
 
     b = encode(rd.ALGEBRAIC_TYPE, v, rd.TYPESPACE)
     assert b == encode_type(t)

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from harness.cli import main
 from harness.commitlog.record import TxRecord
 from harness.host import Database
 from harness.host.replay import ReplayError, find_database_dir, replay_transaction
-from module_sdk.cli import main
-from module_sdk.sats import Identity
+from spacetime_core.sats import Identity
 
 pytestmark = pytest.mark.slow
 

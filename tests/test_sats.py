@@ -1,4 +1,4 @@
-"""module_sdk.sats: worked examples from bsatn.md, the type model, type encoding, value classes."""
+"""spacetime_core.sats: worked examples from bsatn.md, the type model, type encoding, value classes."""
 
 import datetime
 import pickle
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from module_sdk.sats import (
+from spacetime_core.sats import (
     BOOL,
     BYTES,
     CONNECTION_ID,
@@ -557,9 +557,9 @@ def test_some_ok_err_sumvalue_values():
 
 
 def test_only_allowed_stdlib_imports():
-    code = ('import sys; before = set(sys.modules); import module_sdk.sats; '
+    code = ('import sys; before = set(sys.modules); import spacetime_core.sats; '
             'print(" ".join(sorted(set(sys.modules) - before)))')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True,
                          cwd=str(__import__('pathlib').Path(__file__).resolve().parent.parent)).stdout.split()
-    extra = [m for m in out if not m.startswith('module_sdk') and m not in ('struct', '_struct', 'math')]
+    extra = [m for m in out if not m.startswith('spacetime_core') and m not in ('struct', '_struct', 'math')]
     assert extra == []

@@ -1,4 +1,4 @@
-"""module_sdk.sats: annotations -> types, @product and @sum."""
+"""spacetime_core.sats: annotations -> types, @product and @sum."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from module_sdk.sats import (
+from spacetime_core.sats import (
     BOOL,
     BYTES,
     CONNECTION_ID,
@@ -63,7 +63,7 @@ from module_sdk.sats import (
     u64,
     u256,
 )
-from module_sdk.sats import sum as sats_sum
+from spacetime_core.sats import sum as sats_sum
 
 # ---------------------------------------------------------------------------
 # type_of

@@ -1,8 +1,8 @@
-"""module_sdk.sats: encode/decode error cases and their messages."""
+"""spacetime_core.sats: encode/decode error cases and their messages."""
 
 import pytest
 
-from module_sdk.sats import (
+from spacetime_core.sats import (
     BOOL,
     F32,
     F64,
@@ -43,7 +43,7 @@ from module_sdk.sats import (
     result_type,
     u8,
 )
-from module_sdk.sats.types import INT_RANGES
+from spacetime_core.sats.types import INT_RANGES
 
 INTS = [I8, U8, I16, U16, I32, U32, I64, U64, I128, U128, I256, U256]
 

@@ -1,4 +1,4 @@
-"""module_sdk.sats: property tests over random types and values.
+"""spacetime_core.sats: property tests over random types and values.
 
 * compiled codecs agree with the reference codec and round-trip,
 * every strict prefix of an encoding fails to decode with BsatnError,
@@ -11,7 +11,7 @@ import struct
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from module_sdk.sats import (
+from spacetime_core.sats import (
     BOOL,
     CONNECTION_ID,
     F32,
@@ -61,7 +61,7 @@ from module_sdk.sats import (
     result_type,
     sort_key,
 )
-from module_sdk.sats.types import INT_RANGES
+from spacetime_core.sats.types import INT_RANGES
 
 INTS = [I8, U8, I16, U16, I32, U32, I64, U64, I128, U128, I256, U256]
 LEAVES = INTS + [BOOL, F32, F64, STRING, IDENTITY, CONNECTION_ID, TIMESTAMP, TIME_DURATION, UUID,

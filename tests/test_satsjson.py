@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from module_sdk.sats import (
+from spacetime_core.sats import (
     BOOL,
     BYTES,
     CONNECTION_ID,
@@ -43,7 +43,7 @@ from module_sdk.sats import (
     option_type,
     result_type,
 )
-from module_sdk.sats.satsjson import (
+from spacetime_core.sats.satsjson import (
     SatsJsonError,
     product_type_from_json,
     product_type_to_json,
@@ -194,7 +194,7 @@ def test_module_is_import_light():
     import subprocess
     import sys
 
-    code = ("import sys; import module_sdk.sats.satsjson; "
+    code = ("import sys; import spacetime_core.sats.satsjson; "
             "bad = [m for m in ('json', 'harness', 'aiohttp', 're', 'datetime') if m in sys.modules and m != 'json'];"
             "print(bad)")
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,

@@ -6,7 +6,7 @@ import pytest
 
 from harness.host import Database
 from module_sdk.build import build
-from module_sdk.sats import ConnectionId, Err, Identity, Ok, SumValue, TimeDuration, Timestamp, Uuid
+from spacetime_core.sats import ConnectionId, Err, Identity, Ok, SumValue, TimeDuration, Timestamp, Uuid
 
 pytestmark = pytest.mark.slow
 OWNER = Identity.from_bytes(bytes(32))

@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-from client_sdk.protocol import ReducerResult, Subscribe, SubscribeApplied, TransactionUpdate
 from harness.host import Database
+from spacetime_core.protocol import ReducerResult, Subscribe, SubscribeApplied, TransactionUpdate
 from tests.test_server_ws_common import OWNER, RawClient, ServerThread, bsatn_str, module_wasm
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from client_sdk.http import SpacetimeHttp
-from module_sdk.cli import main
+from harness.cli import main
 
 from .test_server_http import MODULE, LiveServer, build_source
 
@@ -133,7 +133,7 @@ def _wait_ping(url: str, proc: subprocess.Popen | None = None, timeout: float = 
 def test_start_process_sigint_and_restart(tmp_path, wasm_path):
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "module_sdk.cli", "start", "--listen-addr", f"127.0.0.1:{port}",
+    cmd = [sys.executable, "-m", "harness.cli", "start", "--listen-addr", f"127.0.0.1:{port}",
            "--data-dir", str(tmp_path / "data")]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)

@@ -10,8 +10,8 @@ import time
 import aiohttp
 import pytest
 
-from client_sdk.protocol import CallReducer, ReducerResult
 from harness.server.auth import payload_text
+from spacetime_core.protocol import CallReducer, ReducerResult
 from tests.test_server_http import build_source
 from tests.test_server_ws_common import AppServerThread, RawClient, bsatn_str
 

@@ -12,7 +12,9 @@ import struct
 import aiohttp
 import pytest
 
-from client_sdk.protocol import (
+from harness.host import Database
+from harness.server.subscriptions import attach
+from spacetime_core.protocol import (
     V1_BSATN,
     V1_JSON,
     V2_BSATN,
@@ -36,9 +38,7 @@ from client_sdk.protocol import (
     decode_server_frame,
     encode_client,
 )
-from harness.host import Database
-from harness.server.subscriptions import attach
-from module_sdk.sats import Ok
+from spacetime_core.sats import Ok
 from tests.test_server_ws_common import OWNER, RawClient, ServerThread, bsatn_str, module_wasm
 
 pytestmark = pytest.mark.slow

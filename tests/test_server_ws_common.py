@@ -11,16 +11,16 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from client_sdk.protocol import (
+from harness.host import Database
+from harness.server.websocket import SubscribeEndpoint
+from module_sdk.build import build
+from spacetime_core.protocol import (
     V2_BSATN,
     CallReducer,
     decode_server_frame,
     encode_client,
 )
-from harness.host import Database
-from harness.server.websocket import SubscribeEndpoint
-from module_sdk.build import build
-from module_sdk.sats import Identity
+from spacetime_core.sats import Identity
 
 OWNER = Identity.from_bytes(bytes(range(32)))
 

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from client_sdk.protocol import (
+from harness.host import Database
+from spacetime_core.protocol import (
     V2_BSATN,
     V3_BSATN,
     BsatnRowList,
@@ -53,8 +54,7 @@ from client_sdk.protocol import (
     row_list,
     server_frame,
 )
-from harness.host import Database
-from module_sdk.sats import ConnectionId, Err, Identity, Ok, TimeDuration, Timestamp
+from spacetime_core.sats import ConnectionId, Err, Identity, Ok, TimeDuration, Timestamp
 from tests.test_server_ws_common import OWNER, RawClient, ServerThread, bsatn_str, module_wasm
 
 u32 = st.integers(0, 2**32 - 1)
@@ -135,7 +135,7 @@ def test_row_list_splits_back_into_rows(rs):
 
 @given(st.binary(max_size=2000))
 def test_compression_is_transparent(body):
-    from client_sdk.protocol import decompress_frame
+    from spacetime_core.protocol import decompress_frame
     for mode in ("None", "Gzip", "Brotli"):
         f = compress_body(body, mode)
         assert decompress_frame(f) == body

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from client_sdk.protocol import V2_BSATN, V3_BSATN
 from harness.host import Database
+from spacetime_core.protocol import V2_BSATN, V3_BSATN
 from tests.test_server_ws_common import OWNER, AppServerThread, ServerThread, module_wasm
 
 PEER = Path(__file__).resolve().parent / "peer"

@@ -7,7 +7,7 @@ import pytest
 from harness.host import Database
 from harness.sql import SqlError, execute
 from module_sdk.build import build
-from module_sdk.sats import U64, ConnectionId, Identity, Timestamp
+from spacetime_core.sats import U64, ConnectionId, Identity, Timestamp
 
 pytestmark = pytest.mark.slow
 OWNER = Identity.from_bytes(bytes(range(32)))

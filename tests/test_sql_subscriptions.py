@@ -14,7 +14,7 @@ from harness.host import Database
 from harness.sql import QueryCache, SqlError, compile_subscription
 from harness.sql.check import catalog
 from module_sdk.build import build
-from module_sdk.sats import Identity, Timestamp
+from spacetime_core.sats import Identity, Timestamp
 
 pytestmark = pytest.mark.slow
 OWNER = Identity.from_bytes(bytes(range(32)))

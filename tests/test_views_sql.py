@@ -10,7 +10,10 @@ import urllib.request
 
 import pytest
 
-from client_sdk.protocol import (
+from harness.host import Database
+from harness.sql import QueryCache, SqlError, execute
+from module_sdk.build import build
+from spacetime_core.protocol import (
     CallReducer,
     InitialConnection,
     OneOffQuery,
@@ -20,11 +23,8 @@ from client_sdk.protocol import (
     SubscriptionError,
     TransactionUpdate,
 )
-from harness.host import Database
-from harness.sql import QueryCache, SqlError, execute
-from module_sdk.build import build
-from module_sdk.sats import Identity
-from module_sdk.sats.raw_def import decode_raw_def
+from spacetime_core.sats import Identity
+from spacetime_core.sats.raw_def import decode_raw_def
 from tests.test_server_ws_common import AppServerThread, RawClient, bsatn_str
 
 pytestmark = pytest.mark.slow

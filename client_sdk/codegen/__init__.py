@@ -1,34 +1,20 @@
 """`spacetime-py generate`: typed Python client bindings for a module.
 
-    from client_sdk.codegen import generate, module_def_from_wasm
-    generate(module_def_from_wasm("target/module.wasm"), "my_bindings/")
+    from client_sdk.codegen import generate, module_def_from_server
+    generate(module_def_from_server("http://127.0.0.1:3000", "chat"), "my_bindings/")
 
-The module definition comes from a built wasm (`__describe_module__`, read by `harness.host`) or from a server's
-`GET /v1/database/{name}/schema?version=10`.
+The module definition comes from a server's `GET /v1/database/{name}/schema?version=10`, or (in the author tools,
+which have a host to run it) from a built wasm: `harness.host.describe.module_def_from_wasm`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from harness.host.module_def import ModuleDef
+from spacetime_core.module_def import ModuleDef
 
 from .python import HEADER, CodegenError, generate_python, write_package
 from .schema_json import module_def_from_schema_json, module_def_from_server
-
-
-def module_def_from_wasm(wasm: str | Path | bytes) -> ModuleDef:
-    """Instantiate the module in the local host (no tables, no init) and decode what it describes."""
-    from harness.host import Database
-    from module_sdk.sats import Identity
-
-    data = wasm if isinstance(wasm, bytes) else Path(wasm).read_bytes()
-    zero = Identity.from_bytes(bytes(32))
-    db = Database(data, identity=zero, owner=zero)
-    try:
-        return db.mdef
-    finally:
-        db.close()
 
 
 def generate(mdef: ModuleDef, out_dir: str | Path, lang: str = "python") -> list[Path]:
@@ -39,4 +25,4 @@ def generate(mdef: ModuleDef, out_dir: str | Path, lang: str = "python") -> list
 
 
 __all__ = ["HEADER", "CodegenError", "generate", "generate_python", "module_def_from_schema_json",
-           "module_def_from_server", "module_def_from_wasm", "write_package"]
+           "module_def_from_server", "write_package"]

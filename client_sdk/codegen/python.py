@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.host.module_def import ModuleDef
-from module_sdk.sats import AlgebraicType, ArrayType, PrimitiveType, ProductType, RefType, SumType
+from spacetime_core.module_def import ModuleDef
+from spacetime_core.sats import AlgebraicType, ArrayType, PrimitiveType, ProductType, RefType, SumType
 
 from ..cache import index_attr
 
@@ -52,7 +52,7 @@ class _Ctx:
     mdef: ModuleDef
     names: dict[int, str] = field(default_factory=dict)  # typespace ref -> class name
     sats_imports: set[str] = field(default_factory=set)
-    init_sats: set[str] = field(default_factory=set)  # module_sdk.sats names __init__.py needs
+    init_sats: set[str] = field(default_factory=set)  # spacetime_core.sats names __init__.py needs
 
     def ann(self, t: AlgebraicType, where: str) -> str:
         """The Python annotation (source text) for `t`."""
@@ -192,7 +192,7 @@ def _types_py(ctx: _Ctx) -> str:
     if any(re.search(r"^    (l|O|I): ", b, re.M) for b in body):
         head = head.replace(HEADER, HEADER + "# ruff: noqa: E741\n")
     if ctx.sats_imports:
-        head += _from_import("module_sdk.sats", ctx.sats_imports)
+        head += _from_import("spacetime_core.sats", ctx.sats_imports)
     head += "\n" + _all(list(ctx.names.values()))
     return head + "".join("\n\n" + b for b in body)
 
@@ -345,7 +345,7 @@ def generate_python(mdef: ModuleDef) -> dict[str, str]:
     used_types = {n for n in type_names if any(re.search(rf"\b{re.escape(n)}\b", c) for c in classes)}
     imports = head
     if tctx.sats_imports:
-        imports += _from_import("module_sdk.sats", tctx.sats_imports)
+        imports += _from_import("spacetime_core.sats", tctx.sats_imports)
     if used_types:
         imports += "\n" + _from_import(".types", used_types)
     tables_src = imports + "".join("\n\n" + c for c in classes) + "\n\n" + tail
@@ -366,9 +366,9 @@ def generate_python(mdef: ModuleDef) -> dict[str, str]:
     init += _from_import("client_sdk.connection", {"DbConnection as _DbConnection", "EventContext", "ReducerEvent"})
     init += _from_import("client_sdk.module", sdk_module)
     if any("ProductType(" in s for s in reducer_specs + proc_specs):
-        init += _from_import("module_sdk.sats", {"ProductType"} | rctx.init_sats)
+        init += _from_import("spacetime_core.sats", {"ProductType"} | rctx.init_sats)
     elif rctx.init_sats:
-        init += _from_import("module_sdk.sats", rctx.init_sats)
+        init += _from_import("spacetime_core.sats", rctx.init_sats)
     init += "\n"
     init += _from_import(".reducers", {"RemoteProcedures", "RemoteReducers"} | set(args_classes))
     table_classes = sorted(re.findall(r"^class (\w+Table)\(", tables_src, re.M))
@@ -473,7 +473,7 @@ def _reducers_py(ctx: _Ctx, type_names: set[str]) -> tuple[str, list[str], list[
         conn_names |= {"ReducerEvent"}
     src += _from_import("client_sdk.connection", conn_names)
     if ctx.sats_imports:
-        src += _from_import("module_sdk.sats", ctx.sats_imports)
+        src += _from_import("spacetime_core.sats", ctx.sats_imports)
     if used_types:
         src += "\n" + _from_import(".types", used_types)
     src += "\n" + _all(["RemoteProcedures", "RemoteReducers", *args_classes])
@@ -489,7 +489,7 @@ def _reducers_py(ctx: _Ctx, type_names: set[str]) -> tuple[str, list[str], list[
 
 def _type_expr(ctx: _Ctx, t: AlgebraicType) -> str:
     """An expression evaluating to the SATS type `t` in __init__.py: `type_of(<annotation>)`, with every
-    module_sdk.sats name the annotation uses imported there (the module's own types are imported anyway)."""
+    spacetime_core.sats name the annotation uses imported there (the module's own types are imported anyway)."""
     sub = _Ctx(ctx.mdef, ctx.names)
     ann = sub.ann(t, "procedure")
     ctx.init_sats |= sub.sats_imports | {"type_of"}

@@ -1,14 +1,14 @@
 """A module definition from a server's `GET /v1/database/{x}/schema?version=10` (typed SATS-JSON, http-api.md
-§3.9): the JSON is read with `satsjson.value_from_json` against `module_sdk.sats.raw_def`'s types, written back as
-RawModuleDefV10 BSATN with `encode_raw_def` and read with `harness.host.module_def`, so a def from a server and one
+§3.9): the JSON is read with `satsjson.value_from_json` against `spacetime_core.sats.raw_def`'s types, written back as
+RawModuleDefV10 BSATN with `encode_raw_def` and read with `spacetime_core.module_def`, so a def from a server and one
 from a wasm go through the same codec, reader and validation."""
 
 from __future__ import annotations
 
-from harness.host.module_def import ModuleDef, decode_module_def
-from module_sdk.sats import SumValue
-from module_sdk.sats import raw_def as rd
-from module_sdk.sats.satsjson import value_from_json
+from spacetime_core.module_def import ModuleDef, decode_module_def
+from spacetime_core.sats import SumValue
+from spacetime_core.sats import raw_def as rd
+from spacetime_core.sats.satsjson import value_from_json
 
 # Sections client bindings need (views are read-only tables there); RLS, HTTP handlers... are left out.
 _SECTIONS = ("Typespace", "Types", "Tables", "Reducers", "Procedures", "Views", "Schedules", "LifeCycleReducers",

@@ -8,7 +8,7 @@ from typing import Any
 from client_sdk.connection import ReducerEvent
 from client_sdk.connection import RemoteProcedures as _RemoteProcedures
 from client_sdk.connection import RemoteReducers as _RemoteReducers
-from module_sdk.sats import product
+from spacetime_core.sats import product
 
 __all__ = ["RemoteProcedures", "RemoteReducers", "SendMessageArgs", "SetNameArgs"]
 

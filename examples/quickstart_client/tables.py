@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from client_sdk.cache import TableHandle, UniqueIndex
 from client_sdk.connection import RemoteTables as _RemoteTables
-from module_sdk.sats import Identity
+from spacetime_core.sats import Identity
 
 from .types import Message, User
 

@@ -1,5 +1,7 @@
 """The SpacetimeDB-compatible host: runs a module's wasm against the datastore (in-process API)."""
 
+from spacetime_core.module_def import ModuleDef, ModuleDefError, decode_module_def
+
 from .abi import LogRecord
 from .database import (
     Database,
@@ -12,7 +14,6 @@ from .database import (
     ViewOutcome,
 )
 from .migrate import MigrationError
-from .module_def import ModuleDef, ModuleDefError, decode_module_def
 from .wasm import Limits, Trap
 
 __all__ = [

@@ -23,7 +23,7 @@ from harness.datastore import (
     WrongIndexAlgo,
 )
 from harness.limits import LIMITS
-from module_sdk.sats import BsatnError, encoder, exact_decoder
+from spacetime_core.sats import BsatnError, encoder, exact_decoder
 
 from .wasm import HostTrap
 

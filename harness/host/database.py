@@ -34,7 +34,8 @@ import wasmtime
 from harness.commitlog import CommitLog, TxRecord
 from harness.datastore import Datastore, IndexAlgo, IndexSchema, SequenceSchema, TableSchema, Tx, TxData
 from harness.limits import LIMITS
-from module_sdk.sats import (
+from spacetime_core.module_def import ModuleDef, ModuleDefError, decode_module_def
+from spacetime_core.sats import (
     ArrayType,
     ConnectionId,
     Identity,
@@ -53,7 +54,6 @@ from .abi import AbiEnv, IndexRuntime, LogRecord, ProcedureHost, TableRuntime, r
 from .durability import GroupCommitter
 from .logs import LogStore
 from .migrate import MigrationError, plan
-from .module_def import ModuleDef, ModuleDefError, decode_module_def
 from .scheduler import ScheduledTable, Scheduler
 from .wasm import HostTrap, Instance, Limits, LinkError, Trap, compile_module, trap_text
 
@@ -1013,7 +1013,7 @@ def _key_fn(ty, ts):
 
 
 def _cap(max_value: int | None, ty) -> int | None:
-    from module_sdk.sats.types import INT_RANGES
+    from spacetime_core.sats.types import INT_RANGES
 
     rng = INT_RANGES.get(getattr(ty, "tag", None))
     if rng is None:

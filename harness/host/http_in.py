@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass, field
 
 from module_sdk.http import decode_response, encode_request
+from spacetime_core.module_def import HTTP_METHODS
 
 from .abi import LogRecord
-from .module_def import HTTP_METHODS
 from .wasm import Trap
 
 NO_SUCH_ROUTE = "Database has not registered a handler for this route"

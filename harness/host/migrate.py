@@ -16,9 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from module_sdk.sats import ArrayType, PrimitiveType, ProductType, RefType, SumType, decoder, resolve
-
-from .module_def import ModuleDef, TableDef
+from spacetime_core.module_def import ModuleDef, TableDef
+from spacetime_core.sats import ArrayType, PrimitiveType, ProductType, RefType, SumType, decoder, resolve
 
 
 class MigrationError(Exception):

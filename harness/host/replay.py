@@ -91,7 +91,7 @@ def replay_transaction(db_dir: str | Path, offset: int, *, native: str | Path | 
 
 def _replay_copy(copy: Path, offset: int, native: str | Path | None,
                  on_log: Callable[[LogRecord], None] | None) -> ReplayResult:
-    from module_sdk.sats import Identity, Timestamp
+    from spacetime_core.sats import Identity, Timestamp
 
     from .database import UPDATE_MARKER, Database
 
@@ -135,7 +135,7 @@ def _replay_copy(copy: Path, offset: int, native: str | Path | None,
 
 
 def _decode_args(db: Any, rdef: Any, args: bytes) -> Any:
-    from module_sdk.sats import decode
+    from spacetime_core.sats import decode
 
     try:
         return decode(rdef.params, args, db.mdef.typespace)

@@ -156,6 +156,6 @@ class Scheduler:
 
 
 def _ts(micros: int):
-    from module_sdk.sats import Timestamp
+    from spacetime_core.sats import Timestamp
 
     return Timestamp(micros)

@@ -24,7 +24,7 @@ from blake3 import blake3
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from module_sdk.sats import Identity
+from spacetime_core.sats import Identity
 
 LOCAL_ISSUER = "localhost"
 AUDIENCE = ["spacetimedb"]

@@ -21,8 +21,14 @@ from aiohttp import web
 from blake3 import blake3
 
 from harness.limits import LIMITS
-from module_sdk.sats import ConnectionId, Identity, decode, encode
-from module_sdk.sats.satsjson import SatsJsonError, product_type_to_json, type_to_json, value_from_json, value_to_json
+from spacetime_core.sats import ConnectionId, Identity, decode, encode
+from spacetime_core.sats.satsjson import (
+    SatsJsonError,
+    product_type_to_json,
+    type_to_json,
+    value_from_json,
+    value_to_json,
+)
 
 from .auth import AuthError, Claims, TokenAuthority, payload_text, token_from_header
 from .executor import executor_for

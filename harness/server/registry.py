@@ -28,7 +28,7 @@ from harness import host
 from harness.host import Database, LogRecord, ModuleLoadError
 from harness.limits import LIMITS
 from module_sdk.build.validate import InvalidModule, validate_module
-from module_sdk.sats import Identity
+from spacetime_core.sats import Identity
 
 log = logging.getLogger("spacetime-py.server")
 

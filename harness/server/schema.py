@@ -1,7 +1,7 @@
 """`GET /v1/database/{x}/schema?version=9|10`: a module's RawModuleDef as typed SATS-JSON.
 
 The def in the module's own version is read straight from the BSATN the module described itself with (every
-field, upstream field names, `crates/lib/src/db/raw_def/v{9,10}.rs`): `module_sdk.sats.raw_def` decodes it and
+field, upstream field names, `crates/lib/src/db/raw_def/v{9,10}.rs`): `spacetime_core.sats.raw_def` decodes it and
 `satsjson` writes the typed JSON.  The other version is built from the validated `ModuleDef`, like upstream
 converts its validated def: a V10 module asked for V9 gets canonical names, generated
 index/constraint/sequence/schedule names, lifecycle on the reducers and procedures/views as misc exports; a V9
@@ -10,9 +10,9 @@ module asked for V10 gets sections with `CaseConversionPolicy: None`.
 
 from __future__ import annotations
 
-from harness.host.module_def import ModuleDef
-from module_sdk.sats import raw_def as rd
-from module_sdk.sats.satsjson import product_type_to_json, type_to_json, typed_value_to_json, typespace_to_json
+from spacetime_core.module_def import ModuleDef
+from spacetime_core.sats import raw_def as rd
+from spacetime_core.sats.satsjson import product_type_to_json, type_to_json, typed_value_to_json, typespace_to_json
 
 UNIT: list = []
 _ALGO_NAMES = {"btree": "BTree", "hash": "Hash", "direct": "Direct"}

@@ -30,7 +30,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from client_sdk.protocol import (
+from spacetime_core.protocol import (
     EventTableRows,
     InitialConnection,
     OneOffQueryResult,
@@ -53,7 +53,7 @@ from client_sdk.protocol import (
     reducer_error_bytes,
     row_list,
 )
-from module_sdk.sats import ConnectionId, Err, Identity, Ok, TimeDuration, Timestamp, decode
+from spacetime_core.sats import ConnectionId, Err, Identity, Ok, TimeDuration, Timestamp, decode
 
 from .auth import payload_text
 

@@ -34,7 +34,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from client_sdk.protocol import (
+from harness.limits import LIMITS
+from spacetime_core.protocol import (
     COMPRESSION_MODES,
     SUBPROTOCOLS,
     V3_BSATN,
@@ -49,8 +50,7 @@ from client_sdk.protocol import (
     compress_body,
     decode_client_frame,
 )
-from harness.limits import LIMITS
-from module_sdk.sats import ConnectionId, Identity
+from spacetime_core.sats import ConnectionId, Identity
 
 from .executor import DatabaseExecutor, executor_for, pending_wakes, stop_executor
 from .subscriptions import FatalClientError, SubscriptionManager, attach

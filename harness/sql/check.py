@@ -13,9 +13,9 @@ import struct
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 
-from module_sdk.sats import BOOL, IDENTITY, ConnectionId, Identity, Timestamp, Uuid
-from module_sdk.sats.types import INT_RANGES, TAG_F32, TAG_F64
-from module_sdk.sats.values import _parse_rfc3339
+from spacetime_core.sats import BOOL, IDENTITY, ConnectionId, Identity, Timestamp, Uuid
+from spacetime_core.sats.types import INT_RANGES, TAG_F32, TAG_F64
+from spacetime_core.sats.values import _parse_rfc3339
 
 from .errors import SqlError
 from .parser import Cmp, Col, Lit, Logic, Param, Select, parse_subscription

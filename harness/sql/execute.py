@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from harness.limits import LIMITS
-from module_sdk.sats import U64, AlgebraicType, Identity, Timestamp
+from spacetime_core.sats import U64, AlgebraicType, Identity, Timestamp
 
 from .check import CQ, Binder, catalog, expand_rls, parse_literal
 from .engine import Fragment

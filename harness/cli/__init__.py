@@ -93,12 +93,12 @@ def run(path: Path, calls: tuple[str, ...], connect: bool) -> None:
 
     from rich.table import Table
 
+    from harness.cli.server import did_you_mean, parse_cli_args, split_call
     from harness.host import Database
-    from harness.server.cli import did_you_mean, parse_cli_args, split_call
     from module_sdk.build import BuildError
     from module_sdk.build import build as build_module
-    from module_sdk.sats import ConnectionId, Identity
-    from module_sdk.sats.satn import format_value
+    from spacetime_core.sats import ConnectionId, Identity
+    from spacetime_core.sats.satn import format_value
 
     try:
         with build_progress() as say:
@@ -230,10 +230,11 @@ def replay(data_dir: Path, database: str | None, offset: int, native: Path | Non
 
 def _register_verbs() -> None:
     """The server verbs (start, publish, call, sql, logs, describe, delete, dev) and client codegen."""
-    from client_sdk.codegen.cli import generate
-    from harness.server.cli import COMMANDS
+    from client_sdk.codegen.cli import generate_command
+    from harness.cli.server import COMMANDS
+    from harness.host.describe import module_def_from_wasm
 
-    for command in (*COMMANDS, generate):
+    for command in (*COMMANDS, generate_command(module_def_from_wasm)):
         main.add_command(command)
 
 

@@ -1,7 +1,7 @@
 """The SpacetimeDB 2.x client WebSocket protocol: every v2 message in both directions, and v3 framing
 (spec: client-protocol.md sections 1, 4-7).
 
-Each message is declared once as a SATS type (``@product`` / ``@sum`` from ``module_sdk.sats``), so encoding
+Each message is declared once as a SATS type (``@product`` / ``@sum`` from ``spacetime_core.sats``), so encoding
 and decoding go through the one BSATN codec.  The server (``harness.server.websocket``) and the Python
 client both use this module.
 
@@ -22,7 +22,7 @@ import gzip
 import struct
 import zlib
 
-from module_sdk.sats import (
+from spacetime_core.sats import (
     BsatnError,
     ConnectionId,
     Identity,

@@ -1,6 +1,6 @@
 """Reads and validates the RawModuleDef a module returns from `__describe_module__` (V10, V9).
 
-Decoding is `module_sdk.sats.raw_def` (the def described once as SATS types, the one BSATN codec); this maps
+Decoding is `spacetime_core.sats.raw_def` (the def described once as SATS types, the one BSATN codec); this maps
 the decoded value into the dataclasses below.
 
 The result is the host's view of a module: canonical names resolved (shared/spec/module-def.md §5),
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from module_sdk import names as naming
-from module_sdk.sats import BsatnError, ProductType, RefType, SumValue, Typespace
-from module_sdk.sats import raw_def as rd
+from spacetime_core import names as naming
+from spacetime_core.sats import BsatnError, ProductType, RefType, SumValue, Typespace
+from spacetime_core.sats import raw_def as rd
 
 LIFECYCLE = {0: "init", 1: "client_connected", 2: "client_disconnected"}
 ALGOS = {0: "btree", 1: "hash", 2: "direct"}

@@ -240,7 +240,7 @@ def sum(cls=None):  # noqa: A001 - the brief asks for ``@sum``
     """Class decorator declaring a SATS sum type (see module docstring).
 
     Note: importing this name shadows the builtin ``sum`` in that module; it
-    is therefore not part of ``module_sdk.sats.__all__`` (import it by name,
+    is therefore not part of ``spacetime_core.sats.__all__`` (import it by name,
     or use the alias ``sum_type``)."""
     if cls is None:
         return sum

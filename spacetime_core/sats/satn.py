@@ -33,7 +33,7 @@ def _resolve(t: AlgebraicType, ts: Any) -> AlgebraicType:
 
 
 def format_value(t: AlgebraicType, v: Any, ts: Any = None) -> str:
-    """`v` (a Python value of SATS type `t`, as module_sdk.sats decodes it) the way `spacetime sql` prints it."""
+    """`v` (a Python value of SATS type `t`, as spacetime_core.sats decodes it) the way `spacetime sql` prints it."""
     t = _resolve(t, ts)
     s = t.special
     if s in ("identity", "connection_id"):

@@ -130,9 +130,9 @@ def _split_addr(addr: str) -> tuple[str, int]:
 # ------------------------------------------------------------------------------------------- publish
 
 def _build(path: Path) -> bytes:
+    from harness.cli import build_progress
     from module_sdk.build import BuildError
     from module_sdk.build import build as build_module
-    from module_sdk.cli import build_progress
 
     try:
         with build_progress() as say:
@@ -235,9 +235,9 @@ def parse_cli_args(params, words: list[str], typespace, function: str, names: di
     """Command-line words -> the Python values of `params` (a ProductType): each word one JSON value in the
     SATS-JSON input form (sums `{"Variant": payload}` or a bare variant name, options `{"some": x}` or null);
     bare text for a String parameter. Raises ValueError with a message for the user."""
-    from module_sdk.sats.satn import format_type
-    from module_sdk.sats.satsjson import SatsJsonError, value_from_json
-    from module_sdk.sats.types import TAG_REF, TAG_STRING
+    from spacetime_core.sats.satn import format_type
+    from spacetime_core.sats.satsjson import SatsJsonError, value_from_json
+    from spacetime_core.sats.types import TAG_REF, TAG_STRING
 
     sig = ", ".join(f"{n}: {format_type(t, names=names)}" for n, t in params.elements)
     if len(words) != len(params.elements):
@@ -307,9 +307,9 @@ def call(database: str, function: str, args: tuple[str, ...], server: str | None
 # ------------------------------------------------------------------------------------------- sql
 
 def _type_name(t: dict, names: dict[int, str] | None = None) -> str:
-    """A SATS-JSON type as the SATS type formatter prints it (module_sdk.sats.satn), refs by their type name."""
-    from module_sdk.sats.satn import format_type
-    from module_sdk.sats.satsjson import type_from_json
+    """A SATS-JSON type as the SATS type formatter prints it (spacetime_core.sats.satn), refs by their type name."""
+    from spacetime_core.sats.satn import format_type
+    from spacetime_core.sats.satsjson import type_from_json
 
     try:
         return format_type(type_from_json(t), names=names)
@@ -319,7 +319,7 @@ def _type_name(t: dict, names: dict[int, str] | None = None) -> str:
 
 def _typespace(api, database: str):
     """The module's typespace (for columns of named types), or None if the schema cannot be read."""
-    from module_sdk.sats.satsjson import typespace_from_json
+    from spacetime_core.sats.satsjson import typespace_from_json
 
     try:
         return typespace_from_json(_sections(api.schema(database, 10))["Typespace"])
@@ -331,8 +331,8 @@ def _cell(v, ty_json=None, typespace=None) -> str:
     """One /sql cell (untyped SATS-JSON) the way `spacetime sql` prints it: strings quoted, identities and bytes
     as 0x-hex, timestamps RFC 3339, products `(a = 1)`, sums and options by variant name `(some = 5)`."""
     if ty_json is not None:
-        from module_sdk.sats.satn import format_value
-        from module_sdk.sats.satsjson import type_from_json, value_from_json
+        from spacetime_core.sats.satn import format_value
+        from spacetime_core.sats.satsjson import type_from_json, value_from_json
 
         try:
             t = type_from_json(ty_json)

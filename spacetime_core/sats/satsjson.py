@@ -9,7 +9,7 @@ Two serialisers, as upstream has them:
   strings, bytes are hex strings.  Used for ``/sql`` rows and procedure return values (``value_to_json``).
 
 ``value_from_json`` reads what ``/call`` accepts (either form, plus a few lenient spellings) into the
-Python values of the module_sdk.sats mapping, ready for the BSATN encoder.
+Python values of the spacetime_core.sats mapping, ready for the BSATN encoder.
 
 Import-light on purpose (only this package's ``types`` and ``values``): modules may bundle it.
 """
