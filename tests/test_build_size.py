@@ -72,6 +72,6 @@ def test_quickstart_size_budget(tmp_path):
 
     size = build(ROOT / "examples" / "quickstart", tmp_path / "q.wasm").size
     if optimizer_id() != "none":  # Binaryen present (Linux x86_64): the 4 MB target
-        assert size < 3_855_000, size  # 3.78 MB (3,778,708 B) on 2026-11-27 + 2 % (benchmarks/README.md, Build)
+        assert size < 3_938_000, size  # 3.86 MB (3,860,543 B) on 2026-12-04 (JWT claims, views, handlers) + 2 %
     else:  # the unoptimized runtime elsewhere
-        assert size < 4_259_000, size  # 4.18 MB (4,175,005 B) + 2 %
+        assert size < 4_341_000, size  # 4.18 MB + the same 82 KB of 2026-12-04 + 2 %
