@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from client_sdk.cache import ClientCache, TableDelta
-from client_sdk.codegen import CodegenError, generate, generate_python, module_def_from_wasm
+from client_sdk.codegen import CodegenError, generate, generate_python
 from client_sdk.module import IndexSpec, ModuleSpec, TableSpec
+from harness.host.describe import module_def_from_wasm
 from spacetime_core.sats import encode, product, u32
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,8 +11,9 @@ import sys
 
 import pytest
 
-from client_sdk.codegen import generate, generate_python, module_def_from_wasm
+from client_sdk.codegen import generate, generate_python
 from harness.host import Database
+from harness.host.describe import module_def_from_wasm
 from module_sdk.build import build
 from module_sdk.schema import published_param_name
 from spacetime_core.sats import Identity

@@ -313,7 +313,8 @@ def test_generated_bindings_include_views(wasm, app, tmp_path):
     import importlib
     import sys
 
-    from client_sdk.codegen import generate, generate_python, module_def_from_schema_json, module_def_from_wasm
+    from client_sdk.codegen import generate, generate_python, module_def_from_schema_json
+    from harness.host.describe import module_def_from_wasm
 
     files = generate_python(module_def_from_wasm(wasm))
     tables = files["tables.py"]
