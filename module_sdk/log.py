@@ -124,7 +124,8 @@ def _reverse_chain(parts):
 
 def _is_sdk(filename):
     """Frames of the SDK, the stdlib and generated code (`<sats enc>`): not where a user's mistake is."""
-    return filename.startswith(('<', 'module_sdk/')) or '/module_sdk/' in filename
+    return (filename.startswith(('<', 'module_sdk/', 'spacetime_core/')) or '/module_sdk/' in filename
+            or '/spacetime_core/' in filename)
 
 
 def _format_one(e):
