@@ -37,6 +37,9 @@ class Limits:
     ws_message_bytes: int = 32 * MiB  # one inbound WebSocket message
     ws_outbox_bytes: int = 16 * MiB  # outbound bytes queued for one WebSocket client before it is dropped
     ws_outbox_messages: int = 16 * 1024  # outbound messages queued for one client (upstream's channel size)
+    ws_inflight_messages: int = 1024  # client messages queued to the database and not yet run, per connection
+    ws_inflight_bytes: int = 8 * MiB  # their argument/query bytes; past either the server stops reading that socket
+    durable_wait_ms: int = 60_000  # an HTTP answer waits this long for its commit-log fsync, then 500
     sql_result_bytes: int = 64 * MiB  # JSON rows of one SQL response
     sql_result_rows: int = 1_000_000  # rows one SQL statement may produce before it is stopped
 
