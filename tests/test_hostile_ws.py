@@ -5,6 +5,7 @@ server's memory stays capped; an oversized inbound message closes only that conn
 from __future__ import annotations
 
 import base64
+import json
 import os
 import socket
 import struct
@@ -12,7 +13,15 @@ import time
 
 import pytest
 
-from client_sdk.protocol import V2_BSATN, Subscribe, encode_client
+from client_sdk.protocol import (
+    V2_BSATN,
+    CallReducer,
+    ReducerResult,
+    Subscribe,
+    decode_reducer_error,
+    decode_server_frame,
+    encode_client,
+)
 from tests.hostile import HOSTILE_WAT, Bystander, PingProbe, Server, wasm
 
 SLOW_CLIENTS = 8
@@ -21,7 +30,8 @@ RSS_GROWTH_CAP_MIB = 150  # 8 clients x 4 MiB outbox budget (this server), the r
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("hostile-ws") / "data", {"ws_message_bytes": "1m", "ws_outbox_bytes": "4m"})
+    srv = Server(tmp_path_factory.mktemp("hostile-ws") / "data", {"ws_message_bytes": "1m", "ws_outbox_bytes": "4m",
+                                                                      "call_timeout_ms": "2000"})
     yield srv
     srv.stop()
 
@@ -158,3 +168,50 @@ def test_an_oversized_message_closes_only_that_connection(server, bystander, hos
     good.close()
     bad.close()
     bystander.check()
+
+
+def test_a_reducer_that_loops_forever_after_fast_ones_does_not_freeze_the_server(server, bystander, hostile):
+    """Issue 11 case #3: 20 fast reducer calls then one that never returns, on one WebSocket.  The fast ones are
+    answered, the loop is stopped at call_timeout_ms (2 s here) with an error, and meanwhile /v1/ping and another
+    database keep answering (module code runs on the database's own executor thread, not the event loop)."""
+    sock = ws_connect(server, "feed")
+    read_frame(sock)  # InitialConnection
+    before = server.rss_mib()
+    base = 10_000
+    with PingProbe(server, bystander, interval=0.02) as probe:
+        for i in range(20):
+            args = struct.pack("<IQ", base + i, i)
+            sock.sendall(frame(encode_client(CallReducer(i, 0, "insert_counter", args))))
+        sock.sendall(frame(encode_client(CallReducer(20, 0, "spin", b""))))
+        results: dict[int, ReducerResult] = {}
+        t0 = time.monotonic()
+        while 20 not in results and time.monotonic() - t0 < 30:
+            opcode, data = read_frame(sock)
+            assert opcode == 0x2, (opcode, data)
+            for m in decode_server_frame(data):
+                if isinstance(m, ReducerResult):
+                    results[m.request_id] = m
+        spun = time.monotonic() - t0
+    assert server.alive(), server.output()
+    probe.check()
+    assert len(probe.latencies) > 20, "the probe did not run while the reducer looped"
+    bystander.check()
+    assert probe.rss_peak - before < RSS_GROWTH_CAP_MIB, (before, probe.rss_peak)
+    assert sorted(results) == list(range(21))
+    assert all(results[i].result.tag in ("Ok", "OkEmpty") for i in range(20)), [results[i].result for i in range(20)]
+    outcome = results[20].result
+    text = decode_reducer_error(outcome.value) if outcome.tag == "Err" else str(outcome.value)
+    assert outcome.tag in ("Err", "InternalError") and "time limit" in text, outcome
+    assert 1.5 < spun < 20, spun  # stopped by the 2 s call limit, not earlier and not never
+    # the database itself is usable again: the 20 rows are there, and a new call works on the same socket
+    status, body = server.sql("feed", f"SELECT id FROM counter WHERE id >= {base}", hostile)
+    assert status == 200, body
+    assert sorted(r[0] for r in json.loads(body)[0]["rows"]) == [base + i for i in range(20)]
+    sock.sendall(frame(encode_client(CallReducer(21, 0, "insert_counter", struct.pack("<IQ", base + 99, 1)))))
+    while True:
+        opcode, data = read_frame(sock)
+        ms = [m for m in decode_server_frame(data) if isinstance(m, ReducerResult)]
+        if ms:
+            assert ms[0].request_id == 21 and ms[0].result.tag in ("Ok", "OkEmpty"), ms
+            break
+    sock.close()
