@@ -40,6 +40,8 @@ class Limits:
     ws_inflight_messages: int = 1024  # client messages queued to the database and not yet run, per connection
     ws_inflight_bytes: int = 8 * MiB  # their argument/query bytes; past either the server stops reading that socket
     durable_wait_ms: int = 60_000  # an HTTP answer waits this long for its commit-log fsync, then 500
+    subscription_queries: int = 4096  # queries one WebSocket client holds subscribed, over all its query sets
+    query_text_bytes: int = 64 * KiB  # the text of one subscription or one-off query (UTF-8)
     sql_result_bytes: int = 64 * MiB  # JSON rows of one SQL response
     sql_result_rows: int = 1_000_000  # rows one SQL statement may produce before it is stopped
 

@@ -16,8 +16,14 @@ import pytest
 from client_sdk.protocol import (
     V2_BSATN,
     CallReducer,
+    OneOffQuery,
+    OneOffQueryResult,
     ReducerResult,
     Subscribe,
+    SubscribeApplied,
+    SubscriptionError,
+    Unsubscribe,
+    UnsubscribeApplied,
     decode_reducer_error,
     decode_server_frame,
     encode_client,
@@ -31,7 +37,9 @@ RSS_GROWTH_CAP_MIB = 150  # 8 clients x 4 MiB outbox budget (this server), the r
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     srv = Server(tmp_path_factory.mktemp("hostile-ws") / "data", {"ws_message_bytes": "1m", "ws_outbox_bytes": "4m",
-                                                                      "call_timeout_ms": "2000"})
+                                                                      "call_timeout_ms": "2000",
+                                                                      "subscription_queries": "64",
+                                                                      "query_text_bytes": "4k"})
     yield srv
     srv.stop()
 
@@ -214,4 +222,63 @@ def test_a_reducer_that_loops_forever_after_fast_ones_does_not_freeze_the_server
         if ms:
             assert ms[0].request_id == 21 and ms[0].result.tag in ("Ok", "OkEmpty"), ms
             break
+    sock.close()
+
+
+def answer(sock: socket.socket, request_id: int, within: float = 20):
+    """The next server message answering `request_id` (transaction updates in between are skipped)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        opcode, data = read_frame(sock)
+        assert opcode == 0x2, (opcode, data)
+        for m in decode_server_frame(data):
+            if getattr(m, "request_id", None) == request_id:
+                return m
+    raise AssertionError(f"no answer to request {request_id}")
+
+
+def test_subscriptions_per_client_and_query_text_are_capped(server, bystander, hostile):
+    """This server allows 64 subscribed queries per client and 4 KiB per query text (subscription_queries,
+    query_text_bytes): past either the client gets a SubscriptionError / Err naming the limit and stays
+    connected; a client that keeps subscribing cannot make the server hold more."""
+    sock = ws_connect(server, "feed")
+    read_frame(sock)
+    queries = [f"SELECT * FROM counter WHERE id = {i}" for i in range(64)]
+    sock.sendall(frame(encode_client(Subscribe(1, 1, queries))))
+    assert isinstance(answer(sock, 1), SubscribeApplied)
+    sock.sendall(frame(encode_client(Subscribe(2, 2, ["SELECT * FROM counter WHERE id = 1000"]))))
+    m = answer(sock, 2)
+    assert isinstance(m, SubscriptionError) and "subscription_queries" in m.error, m
+    sock.sendall(frame(encode_client(Subscribe(3, 3, []))))  # empty sets are not free either
+    m = answer(sock, 3)
+    assert isinstance(m, SubscriptionError) and "subscription_queries" in m.error, m
+
+    long_query = "SELECT * FROM counter WHERE id = 1" + " " * 5000
+    sock.sendall(frame(encode_client(OneOffQuery(4, long_query))))
+    m = answer(sock, 4)
+    assert isinstance(m, OneOffQueryResult) and m.result.tag == "err" and "query_text_bytes" in m.result.value, m
+    sock.sendall(frame(encode_client(Unsubscribe(5, 1))))
+    assert isinstance(answer(sock, 5), UnsubscribeApplied)
+    sock.sendall(frame(encode_client(Subscribe(6, 6, [long_query]))))
+    m = answer(sock, 6)
+    assert isinstance(m, SubscriptionError) and "query_text_bytes" in m.error, m
+
+    # the attack: 400 Subscribe messages of 16 distinct ~4 KiB queries each (~25 MiB of query text)
+    before = server.rss_mib()
+    applied = refused = 0
+    with PingProbe(server, bystander) as probe:
+        for k in range(400):
+            qs = [f"SELECT * FROM blob WHERE id = {k * 16 + j}" + " " * 4000 for j in range(16)]
+            sock.sendall(frame(encode_client(Subscribe(100 + k, 100 + k, qs))))
+            m = answer(sock, 100 + k)
+            applied += isinstance(m, SubscribeApplied)
+            refused += isinstance(m, SubscriptionError) and "subscription_queries" in m.error
+    assert (applied, refused) == (4, 396)  # 4 x 16 = 64 queries held, the rest refused
+    assert server.alive(), server.output()
+    probe.check()
+    bystander.check()
+    assert probe.rss_peak - before < 60, (before, probe.rss_peak)
+    sock.sendall(frame(encode_client(OneOffQuery(7, "SELECT * FROM counter WHERE id = 1"))))
+    m = answer(sock, 7)
+    assert isinstance(m, OneOffQueryResult) and m.result.tag == "ok", m  # still connected and served
     sock.close()
