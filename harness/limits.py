@@ -26,6 +26,8 @@ class Limits:
     sink_bytes: int = 64 * MiB  # one ABI bytes sink: describe output, reducer error, procedure/view results
     log_line_bytes: int = 64 * KiB  # one console_log message (longer ones are cut, marked as cut)
     error_message_bytes: int = 64 * KiB  # a reducer/procedure error message as reported to callers
+    module_def_bytes: int = 8 * MiB  # the module definition `__describe_module__` writes
+    module_def_items: int = 16_384  # entries of one kind in it (types, tables, reducers, ...), and its sections
     open_iterators: int = 4096  # row iterators a call may keep open at once
     open_timers: int = 4096  # console timers a call may keep open at once
     immediate_queue_bytes: int = 16 * MiB  # schedule_immediate calls (name + args) waiting to run, per database
