@@ -282,3 +282,40 @@ def test_subscriptions_per_client_and_query_text_are_capped(server, bystander, h
     m = answer(sock, 7)
     assert isinstance(m, OneOffQueryResult) and m.result.tag == "ok", m  # still connected and served
     sock.close()
+
+
+def test_memory_of_kicked_clients_is_given_back(tmp_path):
+    """8 clients that never read each fill a 24 MiB outbox (~190 MiB held at the peak); once they are kicked and
+    gone, the server's resident memory falls back to what the stored rows need plus slack (the allocator may keep
+    some; the server trims the C heap after a kick)."""
+    srv = Server(tmp_path / "data", {"ws_outbox_bytes": "24m"})
+    try:
+        token = srv.token()
+        status, body = srv.publish(wasm(HOSTILE_WAT), "feed", token)
+        assert status == 200, body
+        before = srv.rss_mib()
+        slow = []
+        for i in range(SLOW_CLIENTS):
+            sock = ws_connect(srv, "feed", rcvbuf=4096)
+            sock.sendall(frame(encode_client(Subscribe(i + 1, i + 1, ["SELECT * FROM blob"]))))
+            slow.append(sock)
+        row = "k" * (1 << 20)
+        with PingProbe(srv) as probe:
+            for i in range(40):  # 40 MiB of rows: each client's outbox reaches its 24 MiB budget
+                status, body = srv.call("feed", "put_blob", [i, row], token)
+                assert status == 200, body
+        probe.check()
+        for sock in slow:
+            assert dropped(sock, within=10), "a client that never read was not disconnected"
+            sock.close()
+        deadline = time.monotonic() + 10
+        after = srv.rss_mib()
+        while after - before > 40 + 64 and time.monotonic() < deadline:  # rows + slack
+            time.sleep(0.2)
+            after = srv.rss_mib()
+        print(f"RSS MiB: before {before:.0f}, peak {probe.rss_peak:.0f}, after the kicks {after:.0f}")
+        assert probe.rss_peak - before > 150, "the slow clients never held their outboxes: nothing was measured"
+        assert after - before < 40 + 64, (before, probe.rss_peak, after)
+        assert srv.alive()
+    finally:
+        srv.stop()

@@ -52,6 +52,7 @@ from client_sdk.protocol import (
 from harness.limits import LIMITS
 from module_sdk.sats import ConnectionId, Identity
 
+from . import heap
 from .executor import DatabaseExecutor, executor_for, pending_wakes, stop_executor
 from .subscriptions import FatalClientError, SubscriptionManager, attach
 
@@ -461,6 +462,8 @@ class SubscribeEndpoint:
                     pass
             if not ws.closed:
                 await ws.close()
+            if conn.overflowed:  # its outbox (up to ws_outbox_bytes) was just freed: give the pages back
+                heap.trim_soon(loop)
         return ws
 
     async def _read_loop(self, ws: web.WebSocketResponse, conn: Connection, mgr: SubscriptionManager,
