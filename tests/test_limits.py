@@ -30,3 +30,22 @@ def test_sizes_counts_env_and_unknown_names(monkeypatch):
         set_limit("subscriptions", "1")
     with pytest.raises(ValueError, match="module_def_items"):
         set_limit("module_def_items", "-3")
+
+
+def test_module_definitions_are_refused_past_their_byte_and_entry_limits():
+    from harness.host import ModuleDefError, decode_module_def
+    from tests.test_host_wat import STRING, UNIT, s, vec
+
+    def reducers(n: int) -> bytes:
+        return b"\x02" + vec(b"\x03" + vec(*[s(f"r{i}") + vec() + b"\x01" + UNIT + STRING for i in range(n)]))
+
+    assert len(decode_module_def(reducers(100), max_items=100).reducers) == 100
+    with pytest.raises(ModuleDefError, match="declares 101 reducers, more than 100 .limit module_def_items."):
+        decode_module_def(reducers(101), max_items=100)
+    with pytest.raises(ModuleDefError, match="declares 101 types"):
+        decode_module_def(b"\x02" + vec(b"\x00" + vec(*[b"\x02" + vec()] * 101)), max_items=100)
+    with pytest.raises(ModuleDefError, match="declares 3 sections"):
+        decode_module_def(b"\x02" + vec(*[b"\x03" + vec()] * 3), max_items=2)
+    data = reducers(10)
+    with pytest.raises(ModuleDefError, match=f"is {len(data)} bytes, more than 100 .limit module_def_bytes."):
+        decode_module_def(data, max_bytes=100)

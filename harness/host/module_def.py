@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.limits import LIMITS
 from module_sdk import names as naming
 from module_sdk.sats import BsatnError, ProductType, RefType, SumValue, Typespace
 from module_sdk.sats import raw_def as rd
@@ -149,8 +148,10 @@ class ModuleDef:
         return next((r for r in self.reducers if r.lifecycle == event), None)
 
 
-def decode_module_def(data: bytes) -> ModuleDef:
-    """Decode and validate a RawModuleDef (V10 or V9); V8 is refused with a clear message."""
+def decode_module_def(data: bytes, *, max_bytes: int | None = None, max_items: int | None = None) -> ModuleDef:
+    """Decode and validate a RawModuleDef (V10 or V9); V8 is refused with a clear message.  The host passes its
+    limits (harness.limits `module_def_bytes`, `module_def_items`): a definition over either is refused before
+    the objects it declares are built."""
     data = bytes(data)
     if not data:
         raise ModuleDefError("__describe_module__ wrote nothing")
@@ -158,12 +159,13 @@ def decode_module_def(data: bytes) -> ModuleDef:
         raise ModuleDefError("RawModuleDef V8 is not supported by this host; rebuild the module with a 2.x SDK")
     if data[0] > rd.V10:
         raise ModuleDefError(f"unknown RawModuleDef version tag {data[0]}")
-    if len(data) > LIMITS.module_def_bytes:
-        raise ModuleDefError(f"the module definition is {len(data)} bytes, more than {LIMITS.module_def_bytes} "
+    if max_bytes is not None and len(data) > max_bytes:
+        raise ModuleDefError(f"the module definition is {len(data)} bytes, more than {max_bytes} "
                              "(limit module_def_bytes)")
     try:
         value = rd.decode_raw_def(data)
-        _check_counts(value)
+        if max_items is not None:
+            _check_counts(value, max_items)
         mdef = _from_v10(value.value) if value.tag == rd.V10 else _from_v9(value.value)
     except BsatnError as e:
         what = "truncated" if "unexpected end of input" in str(e) else "malformed"
@@ -178,10 +180,9 @@ _SECTION_WORDS = {0: "types", 1: "named types", 2: "tables", 3: "reducers", 4: "
                   12: "HTTP routes"}
 
 
-def _check_counts(value: SumValue) -> None:
-    """Refuse a definition with more than `module_def_items` sections or entries in one section (types, tables,
-    reducers, ...) before it is mapped: small entries cost far more host memory than their bytes."""
-    limit = LIMITS.module_def_items
+def _check_counts(value: SumValue, limit: int) -> None:
+    """Refuse a definition with more than `limit` sections or entries in one section (types, tables, reducers,
+    ...) before it is mapped: small entries cost far more host memory than their bytes."""
     if value.tag == rd.V10:
         named = [("sections", value.value[0])]
         named += [(_SECTION_WORDS.get(s.tag) or rd.V10_SECTION_NAMES[s.tag], s.value)
