@@ -12,6 +12,7 @@ import asyncio
 import ctypes
 import ctypes.util
 import logging
+import weakref
 
 log = logging.getLogger(__name__)
 
@@ -25,33 +26,26 @@ try:
 except (OSError, AttributeError):  # pragma: no cover - not glibc
     _trim = None
 
-_pending: asyncio.TimerHandle | None = None
-trims = 0  # how many trims ran (for tests)
+_pending: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loop -> its scheduled trim
 
 
 def trim_soon(loop: asyncio.AbstractEventLoop) -> None:
-    """(event loop) Trim the C heap once, `DEBOUNCE_S` after the last call."""
-    global _pending
+    """(event loop) Trim the C heap once, `DEBOUNCE_S` after the last call on this loop."""
     if _trim is None:
         return
-    if _pending is not None:
-        _pending.cancel()
-    _pending = loop.call_later(DEBOUNCE_S, _start, loop)
+    old = _pending.get(loop)
+    if old is not None:
+        old.cancel()
+    _pending[loop] = loop.call_later(DEBOUNCE_S, _start, loop)
 
 
 def _start(loop: asyncio.AbstractEventLoop) -> None:
-    global _pending
-    _pending = None
+    _pending.pop(loop, None)
     loop.run_in_executor(None, _run)
 
 
 def _run() -> None:
-    global trims
-    import gc
-
-    gc.collect()  # cycles holding buffers (a cancelled writer's frame) go first
     _trim(0)
-    trims += 1
     log.debug("trimmed the C heap")
 
 
