@@ -26,6 +26,8 @@ class Limits:
     sink_bytes: int = 64 * MiB  # one ABI bytes sink: describe output, reducer error, procedure/view results
     log_line_bytes: int = 64 * KiB  # one console_log message (longer ones are cut, marked as cut)
     error_message_bytes: int = 64 * KiB  # a reducer/procedure error message as reported to callers
+    module_def_bytes: int = 8 * MiB  # the module definition `__describe_module__` writes
+    module_def_items: int = 16_384  # entries of one kind in it (types, tables, reducers, ...), and its sections
     open_iterators: int = 4096  # row iterators a call may keep open at once
     open_timers: int = 4096  # console timers a call may keep open at once
     immediate_queue_bytes: int = 16 * MiB  # schedule_immediate calls (name + args) waiting to run, per database
@@ -37,6 +39,11 @@ class Limits:
     ws_message_bytes: int = 32 * MiB  # one inbound WebSocket message
     ws_outbox_bytes: int = 16 * MiB  # outbound bytes queued for one WebSocket client before it is dropped
     ws_outbox_messages: int = 16 * 1024  # outbound messages queued for one client (upstream's channel size)
+    ws_inflight_messages: int = 1024  # client messages queued to the database and not yet run, per connection
+    ws_inflight_bytes: int = 8 * MiB  # their argument/query bytes; past either the server stops reading that socket
+    durable_wait_ms: int = 60_000  # an HTTP answer waits this long for its commit-log fsync, then 500
+    subscription_queries: int = 4096  # queries one WebSocket client holds subscribed, over all its query sets
+    query_text_bytes: int = 64 * KiB  # the text of one subscription or one-off query (UTF-8)
     sql_result_bytes: int = 64 * MiB  # JSON rows of one SQL response
     sql_result_rows: int = 1_000_000  # rows one SQL statement may produce before it is stopped
 

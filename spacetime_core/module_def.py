@@ -148,8 +148,10 @@ class ModuleDef:
         return next((r for r in self.reducers if r.lifecycle == event), None)
 
 
-def decode_module_def(data: bytes) -> ModuleDef:
-    """Decode and validate a RawModuleDef (V10 or V9); V8 is refused with a clear message."""
+def decode_module_def(data: bytes, *, max_bytes: int | None = None, max_items: int | None = None) -> ModuleDef:
+    """Decode and validate a RawModuleDef (V10 or V9); V8 is refused with a clear message.  The host passes its
+    limits (harness.limits `module_def_bytes`, `module_def_items`): a definition over either is refused before
+    the objects it declares are built."""
     data = bytes(data)
     if not data:
         raise ModuleDefError("__describe_module__ wrote nothing")
@@ -157,8 +159,13 @@ def decode_module_def(data: bytes) -> ModuleDef:
         raise ModuleDefError("RawModuleDef V8 is not supported by this host; rebuild the module with a 2.x SDK")
     if data[0] > rd.V10:
         raise ModuleDefError(f"unknown RawModuleDef version tag {data[0]}")
+    if max_bytes is not None and len(data) > max_bytes:
+        raise ModuleDefError(f"the module definition is {len(data)} bytes, more than {max_bytes} "
+                             "(limit module_def_bytes)")
     try:
         value = rd.decode_raw_def(data)
+        if max_items is not None:
+            _check_counts(value, max_items)
         mdef = _from_v10(value.value) if value.tag == rd.V10 else _from_v9(value.value)
     except BsatnError as e:
         what = "truncated" if "unexpected end of input" in str(e) else "malformed"
@@ -166,6 +173,29 @@ def decode_module_def(data: bytes) -> ModuleDef:
     mdef.raw = data
     _validate(mdef)
     return mdef
+
+
+_SECTION_WORDS = {0: "types", 1: "named types", 2: "tables", 3: "reducers", 4: "procedures", 5: "views",
+                  6: "schedules", 7: "lifecycle reducers", 8: "row level security filters", 11: "HTTP handlers",
+                  12: "HTTP routes"}
+
+
+def _check_counts(value: SumValue, limit: int) -> None:
+    """Refuse a definition with more than `limit` sections or entries in one section (types, tables, reducers,
+    ...) before it is mapped: small entries cost far more host memory than their bytes."""
+    if value.tag == rd.V10:
+        named = [("sections", value.value[0])]
+        named += [(_SECTION_WORDS.get(s.tag) or rd.V10_SECTION_NAMES[s.tag], s.value)
+                  for s in value.value[0][:limit + 1]]
+    else:
+        named = list(zip(("types", "tables", "reducers", "named types", "misc exports", "row level security"),
+                         value.value, strict=False))
+    for what, v in named:
+        if isinstance(v, tuple) and len(v) == 1 and isinstance(v[0], list):  # Typespace {types}
+            v = v[0]
+        if isinstance(v, list) and len(v) > limit:
+            raise ModuleDefError(f"the module definition declares {len(v)} {what}, more than {limit} "
+                                 "(limit module_def_items)")
 
 
 def _algorithm(v: SumValue) -> tuple[int, tuple[int, ...]]:

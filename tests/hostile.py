@@ -204,7 +204,7 @@ IMPORTS = """
 """
 
 # counter {id: u32 pk, n: u64} and blob {id: u32 pk, data: string}; reducers by id:
-REDUCERS = ["insert_counter", "put_blob", "flood_error", "big_log", "timers", "leak_iters", "schedule_flood"]
+REDUCERS = ["insert_counter", "put_blob", "flood_error", "big_log", "timers", "leak_iters", "schedule_flood", "spin"]
 
 
 def _table(name: str, ty: int) -> bytes:
@@ -277,6 +277,8 @@ HOSTILE_WAT = f"""
       (then (loop $later  ;; queue calls of an unknown reducer with 64 KiB arguments, without end
               (call $later (i32.const 400) (i32.const 4) (i32.const 1048576) (i32.const 65536))
               (br $later))))
+    (if (i32.eq (local.get $id) (i32.const 7))
+      (then (loop $spin (br $spin))))  ;; loops until the call time limit stops it
     unreachable))
 """
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import threading
 import time
 
@@ -15,12 +16,14 @@ from tests.hostile import (
     DESCRIBE_FLOOD_WAT,
     DESCRIBE_LOOP_WAT,
     HOSTILE_WAT,
+    IMPORTS,
     Bystander,
     PingProbe,
     Server,
     module_with_describe,
     wasm,
 )
+from tests.test_host_wat import STRING, UNIT, s, vec, wat_string
 
 RSS_GROWTH_CAP_MIB = 200  # what one attack may add to the server's resident memory
 
@@ -158,3 +161,36 @@ def test_a_log_follower_that_never_reads_is_dropped(server, bystander, hostile):
         ended = not data or tail.endswith(b"\r\n0\r\n\r\n")  # closed, or the chunked stream ended
     sock.close()
     assert ended, f"the follower that never read was not dropped ({total} bytes read, ends {tail!r})"
+
+
+def _describe_writing(def_bytes: bytes, total: int | None = None) -> bytes:
+    """A module whose describe writes `def_bytes` (then zeros up to `total` bytes) in one sink write."""
+    n = total or len(def_bytes)
+    pages = (4096 + n) // 65536 + 1
+    return wasm(f"""
+(module {IMPORTS}
+  (memory (export "memory") {pages})
+  (data (i32.const 4096) "{wat_string(def_bytes)}")
+  (func (export "__describe_module__") (param $sink i32)
+    (i32.store (i32.const 64) (i32.const {n}))
+    (drop (call $sink_write (local.get $sink) (i32.const 4096) (i32.const 64))))
+  (func (export "__call_reducer__") (param i32 i64 i64 i64 i64 i64 i64 i64 i32 i32) (result i32) unreachable))
+""")
+
+
+def test_a_definition_declaring_too_many_entries_is_refused(server, bystander):
+    """300,000 reducers fit in 6 MiB of definition (well under module_def_bytes) but would take ~200 MiB of host
+    objects: refused with 400 naming module_def_items before they are built; over module_def_bytes is refused
+    before decoding at all."""
+    reducers = [s(f"r{i}") + vec() + b"\x01" + UNIT + STRING for i in range(300_000)]
+    many = _describe_writing(b"\x02" + vec(b"\x03" + vec(*reducers)))
+    huge = _describe_writing(b"\x02" + struct.pack("<I", 1), total=9 << 20)  # 9 MiB > the 8 MiB default
+    before = server.rss_mib()
+    with PingProbe(server, bystander) as probe:
+        status, body = server.publish(many, timeout=120)
+        assert status == 400, body
+        assert b"300000 reducers" in body and b"module_def_items" in body, body
+        status, body = server.publish(huge, timeout=120)
+        assert status == 400, body
+        assert b"module_def_bytes" in body, body
+    attacked(server, bystander, probe, before)  # unrefused, the 300,000 reducers alone take ~220 MiB more

@@ -2,7 +2,8 @@
 
 * ``confirmed=true`` (the default): a client gets nothing computed from a transaction before the commit log
   is fsynced up to it; ``confirmed=false`` gets it at once.
-* SIGKILL of a loaded server loses no call any client was told succeeded.
+* SIGKILL of a server loaded by WebSocket and HTTP ``/call`` clients at once loses no call any client was told
+  succeeded.
 """
 
 from __future__ import annotations
@@ -145,7 +146,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_sigkill_under_concurrent_load_loses_no_acknowledged_call(wasm, tmp_path):
+def test_sigkill_under_concurrent_ws_and_http_load_loses_no_acknowledged_call(wasm, tmp_path):
+    import aiohttp
+
     from harness.server.registry import Registry
 
     data = tmp_path / "data"
@@ -155,7 +158,24 @@ def test_sigkill_under_concurrent_load_loses_no_acknowledged_call(wasm, tmp_path
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-c", SERVER, str(data), str(port)], cwd=os.getcwd())
     acked: list[str] = []
+    http_acked: list[str] = []
     url = f"ws://127.0.0.1:{port}/v1/database/load/subscribe?compression=None"
+    call_url = f"http://127.0.0.1:{port}/v1/database/load/call/add"
+
+    async def http_client(k: int, stop: asyncio.Event) -> None:
+        """Sequential HTTP calls on one keep-alive session; a 200 means "durable" (docs/durability.md)."""
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
+            n = 0
+            try:
+                while not stop.is_set():
+                    n += 1
+                    name = f"h{k}-{n}"
+                    async with s.post(call_url, json=[name]) as resp:
+                        body = await resp.read()
+                        assert resp.status == 200, body
+                    http_acked.append(name)
+            except (TimeoutError, aiohttp.ClientError, ConnectionError):
+                pass  # the server was killed under us
 
     async def client(k: int, stop: asyncio.Event) -> None:
         c = await RawClient.connect(url)
@@ -194,8 +214,9 @@ def test_sigkill_under_concurrent_load_loses_no_acknowledged_call(wasm, tmp_path
                 await asyncio.sleep(0.1)
         stop = asyncio.Event()
         tasks = [asyncio.create_task(client(k, stop)) for k in range(4)]
+        tasks += [asyncio.create_task(http_client(k, stop)) for k in range(4)]
         t0 = time.time()
-        while len(acked) < 300 and time.time() - t0 < 10:
+        while (len(acked) < 300 or len(http_acked) < 60) and time.time() - t0 < 10:
             await asyncio.sleep(0.05)
         os.kill(proc.pid, signal.SIGKILL)  # mid-load: calls in flight, batches half-fsynced
         proc.wait()
@@ -208,11 +229,13 @@ def test_sigkill_under_concurrent_load_loses_no_acknowledged_call(wasm, tmp_path
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert len(acked) >= 100, "the load did not get going"
+    assert len(acked) >= 100, "the WebSocket load did not get going"
+    assert len(http_acked) >= 20, "the HTTP load did not get going"
+    print(f"acknowledged before SIGKILL: {len(acked)} WebSocket, {len(http_acked)} HTTP calls")
     db = Database.open(data / "databases" / ident.to_hex())
     try:
         present = {row[1] for row in db.rows("person")}
-        missing = [n for n in acked if n not in present]
+        missing = [n for n in acked + http_acked if n not in present]
         assert not missing, f"{len(missing)} acknowledged calls lost, e.g. {missing[:5]}"
     finally:
         db.close()

@@ -787,10 +787,10 @@ def test_a_busy_database_stalls_neither_the_loop_nor_another_database(server, wa
 
 
 def test_a_flooding_client_is_paused_not_dropped_and_answered_in_order(server, fresh, monkeypatch):
-    """Messages queued to the database are bounded per connection: past MAX_INFLIGHT the reader waits."""
-    from harness.server import websocket
+    """Messages queued to the database are bounded per connection: past ws_inflight_messages the reader waits."""
+    from harness.limits import LIMITS
 
-    monkeypatch.setattr(websocket, "MAX_INFLIGHT", 4)
+    monkeypatch.setattr(LIMITS, "ws_inflight_messages", 4)
     name, _ = fresh
 
     async def go():

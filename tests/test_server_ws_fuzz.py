@@ -185,9 +185,14 @@ SEEDS = [
 
 @st.composite
 def frames(draw):
-    kind = draw(st.sampled_from(["random", "mutate", "truncate", "extend", "splice"]))
+    kind = draw(st.sampled_from(["random", "mutate", "truncate", "extend", "splice", "batch"]))
     if kind == "random":
         return draw(st.binary(max_size=80))
+    if kind == "batch":  # a v3 batch: several whole messages in one frame, one byte possibly changed
+        batch = bytearray(b"".join(draw(st.lists(st.sampled_from(SEEDS), min_size=2, max_size=6))))
+        if draw(st.booleans()):
+            batch[draw(st.integers(0, len(batch) - 1))] = draw(st.integers(0, 255))
+        return bytes(batch)
     seed = bytearray(draw(st.sampled_from(SEEDS)))
     if kind == "mutate":
         for _ in range(draw(st.integers(1, 4))):
@@ -259,3 +264,51 @@ def test_server_survives_random_and_mutated_frames(fuzz_env, frame, v3):
     event(outcome)
     health.rid = getattr(health, "rid", 100) + 1
     loop.run_until_complete(asyncio.wait_for(_healthy(health, health.rid), 60))
+
+
+@st.composite
+def valid_batches(draw):
+    """2-8 well-formed requests with distinct request ids (and query set ids), for one v3 frame."""
+    msgs = []
+    for rid in range(1, draw(st.integers(2, 8)) + 1):
+        kind = draw(st.sampled_from(["call", "noop", "query", "subscribe", "bad_sql", "no_reducer"]))
+        if kind == "call":
+            msgs.append(CallReducer(rid, 0, "add", bsatn_str(draw(text))))
+        elif kind == "noop":
+            msgs.append(CallReducer(rid, 0, "noop", b""))
+        elif kind == "query":
+            msgs.append(OneOffQuery(rid, "SELECT * FROM person"))
+        elif kind == "subscribe":
+            msgs.append(Subscribe(rid, 1000 + rid, ["SELECT * FROM note"]))
+        elif kind == "bad_sql":
+            msgs.append(OneOffQuery(rid, draw(text)))
+        else:
+            msgs.append(CallReducer(rid, 0, draw(text.filter(lambda s: s not in ("add", "noop", "rename"))), b""))
+    return msgs
+
+
+async def _batch_answers(srv, msgs) -> list[int]:
+    c = await RawClient.connect(srv.ws_url("fuzz"), protocols=(V3_BSATN,))
+    try:
+        assert isinstance(await c.recv(), InitialConnection)
+        await c.send_raw(b"".join(encode_client(m) for m in msgs))
+        got: list[int] = []
+        while len(got) < len(msgs):
+            m = await c.recv(timeout=20)
+            if isinstance(m, TransactionUpdate):
+                continue  # another query set's update, not an answer
+            got.append(m.request_id)
+        return got
+    finally:
+        await c.close()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(msgs=valid_batches())
+def test_every_message_of_a_v3_batch_is_answered_in_order(fuzz_env, msgs):
+    """v3 lets a client concatenate messages in one frame: each gets exactly one answer, in the order sent
+    (errors included: unknown reducers and bad SQL are answered, not fatal)."""
+    srv, db, loop, health = fuzz_env
+    got = loop.run_until_complete(asyncio.wait_for(_batch_answers(srv, msgs), 60))
+    assert got == [m.request_id for m in msgs]

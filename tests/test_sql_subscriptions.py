@@ -180,6 +180,17 @@ def test_query_cache_shares_plans(db):
     assert len(cache) == 2
 
 
+def test_one_off_queries_leave_nothing_in_the_cache(db):
+    """`get` (one-off queries) must not remember plans or request keys: a client sending distinct one-off
+    queries forever would otherwise grow the cache without bound."""
+    cache = QueryCache(db)
+    kept = cache.subscribe("SELECT * FROM player WHERE age > 18", ALICE)
+    for i in range(200):
+        assert cache.get(f"SELECT * FROM player WHERE age > {i}", ALICE).table_name == "player"
+    assert len(cache) == 1 and len(cache._by_request) == 1
+    assert cache.get("SELECT * FROM player WHERE age > 18", ALICE) is kept  # a subscribed plan is shared
+
+
 # ---------------------------------------------------------------------------------------------------- property
 
 QUERIES = [

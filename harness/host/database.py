@@ -206,7 +206,7 @@ class Database:
         self.scheduler = Scheduler(self)
         inst, env, raw = self._instantiate(self.module)
         try:
-            self.mdef: ModuleDef = decode_module_def(raw)
+            self.mdef: ModuleDef = _decode_def(raw)
         except ModuleDefError as e:
             raise ModuleLoadError(f"invalid module definition: {e}") from None
         self._adopt(inst, env)
@@ -458,7 +458,7 @@ class Database:
             probe = _Catalog(Datastore())
             inst, env, raw = self._instantiate(module, catalog=probe)
             try:
-                mdef = decode_module_def(raw)
+                mdef = _decode_def(raw)
             except ModuleDefError as e:
                 raise ModuleLoadError(f"invalid module definition: {e}") from None
             if clear:
@@ -1001,6 +1001,11 @@ class _ProcHost(ProcedureHost):
 
     def http(self, request: bytes, body: bytes) -> tuple[bytes, bytes]:
         return http_out.perform(request, body, self.db.outbound_http)
+
+
+def _decode_def(raw: bytes) -> ModuleDef:
+    """The module's definition, within the host's size and entry-count limits (docs/limits.md)."""
+    return decode_module_def(raw, max_bytes=LIMITS.module_def_bytes, max_items=LIMITS.module_def_items)
 
 
 def _no_call_procedure(*_args):

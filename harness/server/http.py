@@ -44,7 +44,6 @@ STOPPING_KEY = web.AppKey("spacetime_stopping", asyncio.Event)
 AUTH = web.RequestKey("spacetime_auth", Claims) if hasattr(web, "RequestKey") else "spacetime_auth"
 
 READ_CHUNK = 64 * 1024
-DURABLE_TIMEOUT_S = 60.0  # an answer waits this long for its fsync (only a failed commit log takes longer)
 VERSION = "2.8.3"
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -418,7 +417,7 @@ async def _on_database(db, fn):
     HTTP answers only durable state (docs/durability.md)."""
     ex = executor_for(db)
     result = await ex.call(fn)
-    await asyncio.wait_for(ex.durable(db.written_offset), DURABLE_TIMEOUT_S)  # never if the log failed: 500
+    await asyncio.wait_for(ex.durable(db.written_offset), LIMITS.durable_wait_ms / 1000)  # never if the log failed: 500
     return result
 
 

@@ -30,6 +30,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from harness.limits import LIMITS
 from spacetime_core.protocol import (
     EventTableRows,
     InitialConnection,
@@ -218,6 +219,10 @@ class SubscriptionManager:
             st = self._state(client)
             if query_set_id in st.sets:
                 raise FatalClientError(f"query set {query_set_id} is already subscribed")
+            refused = _over_limits(st, query_strings)
+            if refused is not None:
+                client.push(encode_server(SubscriptionError(request_id, query_set_id, refused)))
+                return
             entries: list[_PlanEntry] = []
             try:
                 seen: set[str] = set()
@@ -268,6 +273,7 @@ class SubscriptionManager:
         """One-off query in the subscription dialect: ``Ok(QueryRows)`` with one table, or ``Err(text)``."""
         with self.lock:
             try:
+                _check_text(sql)
                 plan = self._one_off_plan(sql, client.identity)
                 with self.db.datastore.read() as r:
                     rows = list(plan.initial(r))
@@ -450,6 +456,36 @@ class SubscriptionManager:
 
     def subscriber_count(self) -> int:
         return sum(len(st.sets) for st in self.clients.values())
+
+
+class QueryRefused(Exception):
+    """A query over `query_text_bytes` or a subscription over `subscription_queries` (harness.limits)."""
+
+
+def _check_text(sql: str) -> None:
+    n = len(sql.encode("utf-8", "surrogatepass"))
+    if n > LIMITS.query_text_bytes:
+        raise QueryRefused(f"the query text is {n} bytes, more than {LIMITS.query_text_bytes} "
+                           "(limit query_text_bytes)")
+
+
+def _held(st: _ClientState) -> int:
+    """Queries a client holds; an empty query set counts as one, so sets cannot be opened for free."""
+    return sum(max(1, len(qs.plans)) for qs in st.sets.values())
+
+
+def _over_limits(st: _ClientState, query_strings: list[str]) -> str | None:
+    """Why a Subscribe is refused (before anything is compiled), or None."""
+    try:
+        for sql in query_strings:
+            _check_text(sql)
+    except QueryRefused as e:
+        return str(e)
+    total = _held(st) + max(1, len(set(query_strings)))
+    if total > LIMITS.subscription_queries:
+        return (f"this connection would hold {total} subscribed queries, more than {LIMITS.subscription_queries} "
+                "(limit subscription_queries); unsubscribe some first")
+    return None
 
 
 def _plan_key(plan) -> Any:

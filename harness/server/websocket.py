@@ -7,18 +7,18 @@ client offers; v1 is not implemented, so a v1-only client gets 400 ``no valid pr
     endpoint = SubscribeEndpoint(lookup=registry_lookup, auth=auth_adapter)
     app.router.add_get("/v1/database/{name_or_identity}/subscribe", endpoint.handle)
 
-``lookup(name_or_identity) -> Database | None``; ``auth`` resolves the credential (see ``WsAuth``).  Per
-connection: upgrade (compression, connection_id and token query parameters, ``spacetime-identity`` headers),
-``client_connected`` (a rejection closes the socket before any message), ``InitialConnection``, then the client's
-messages in order.  All database work (module code included) runs on the database's executor thread
-(executor.py), never on the event loop: the reader queues each message there without waiting for it (at most
-``MAX_INFLIGHT`` messages / ``MAX_INFLIGHT_BYTES`` per connection in flight), and replies and transaction updates
-go through an ordered outbox drained by a writer task (on v3 the writer batches queued messages into one
-WebSocket message).  With ``confirmed=true`` (the default for v2/v3, as upstream) a message computed from the
-database state is held in the outbox until the commit log is fsynced up to the transaction it reflects
-(docs/durability.md).  Protocol errors (bad BSATN, unknown tag, text frame, empty v3 payload, reused query set id)
-close the connection with 1011 and the error text; request-level errors (bad SQL, unknown reducer, bad
-arguments) are answered with the protocol's error message and the connection stays open.
+``lookup(name_or_identity) -> Database | None``; ``auth`` resolves the credential (see ``WsAuth``). Per connection:
+upgrade (compression, connection_id and token query parameters, ``spacetime-identity`` headers), ``client_connected``
+(a rejection closes the socket before any message), ``InitialConnection``, then the client's messages in order. All
+database work (module code included) runs on the database's executor thread (executor.py), never on the event loop:
+the reader queues each message there without waiting for it (at most ``ws_inflight_messages`` messages /
+``ws_inflight_bytes`` per connection in flight, harness.limits), and replies and transaction updates go through an
+ordered outbox drained by a writer task (on v3 the writer batches queued messages into one WebSocket message). With
+``confirmed=true`` (the default for v2/v3, as upstream) a message computed from the database state is held in the
+outbox until the commit log is fsynced up to the transaction it reflects (docs/durability.md). Protocol errors (bad
+BSATN, unknown tag, text frame, empty v3 payload, reused query set id) close the connection with 1011 and the error
+text; request-level errors (bad SQL, unknown reducer, bad arguments) are answered with the protocol's error message
+and the connection stays open.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from spacetime_core.protocol import (
 )
 from spacetime_core.sats import ConnectionId, Identity
 
+from . import heap
 from .executor import DatabaseExecutor, executor_for, pending_wakes, stop_executor
 from .subscriptions import FatalClientError, SubscriptionManager, attach
 
@@ -60,8 +61,6 @@ log = logging.getLogger(__name__)
 PING_INTERVAL = 15.0
 V3_BATCH_LIMIT = 512 * 1024
 SUBSCRIBE_ROUTE = "/v1/database/{name_or_identity}/subscribe"
-MAX_INFLIGHT = 1024  # client messages queued to the database but not yet run, per connection ...
-MAX_INFLIGHT_BYTES = 8 * 1024 * 1024  # ... and their argument/query bytes; the reader waits beyond either
 
 
 class AuthFailed(Exception):
@@ -235,10 +234,14 @@ class Connection:
             except RuntimeError:  # loop closed
                 pass
 
+    def _has_room(self) -> bool:
+        """Fewer than ``ws_inflight_messages`` messages and ``ws_inflight_bytes`` bytes queued to the database."""
+        return self.inflight < LIMITS.ws_inflight_messages and self.inflight_bytes < LIMITS.ws_inflight_bytes
+
     def wake(self) -> None:
         """(event loop) Something to send, room to read more, or durability advanced."""
         self._wake.set()
-        if self.inflight < MAX_INFLIGHT and self.inflight_bytes < MAX_INFLIGHT_BYTES:
+        if self._has_room():
             self._room.set()
 
     def job_started(self, size: int) -> bool:
@@ -246,7 +249,7 @@ class Connection:
         with self._lock:
             self.inflight += 1
             self.inflight_bytes += size
-            if self.inflight < MAX_INFLIGHT and self.inflight_bytes < MAX_INFLIGHT_BYTES:
+            if self._has_room():
                 return True
             self._want_room = True
             self._room.clear()
@@ -257,7 +260,7 @@ class Connection:
         with self._lock:
             self.inflight -= 1
             self.inflight_bytes -= size
-            if not self._want_room or self.inflight >= MAX_INFLIGHT or self.inflight_bytes >= MAX_INFLIGHT_BYTES:
+            if not self._want_room or not self._has_room():
                 return
             self._want_room = False
         self._schedule_wake()
@@ -459,6 +462,8 @@ class SubscribeEndpoint:
                     pass
             if not ws.closed:
                 await ws.close()
+            if conn.overflowed:  # its outbox (up to ws_outbox_bytes) was just freed: give the pages back
+                heap.trim_soon(loop)
         return ws
 
     async def _read_loop(self, ws: web.WebSocketResponse, conn: Connection, mgr: SubscriptionManager,

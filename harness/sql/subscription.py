@@ -236,7 +236,11 @@ class QueryCache:
         return list(self._plans.values())
 
     def get(self, sql: str, sender: Identity, *, owner: bool | None = None) -> SubscriptionPlan:
-        """The shared plan for this query and sender (compiled on first use); no reference taken."""
+        """The shared plan for this query and sender (compiled unless subscribed already); no reference taken.
+        Only subscribed plans are remembered, so one-off queries leave nothing behind."""
+        return self._get(sql, sender, owner)[0]
+
+    def _get(self, sql: str, sender: Identity, owner: bool | None) -> tuple[SubscriptionPlan, tuple]:
         if owner is None:
             owner = _is_owner(self.db, sender)
         ast_key = repr(parse_subscription(sql))
@@ -244,23 +248,21 @@ class QueryCache:
             req = (ast_key, owner, sender.to_hex())
             key = self._by_request.get(req)
             if key is not None and key in self._plans:
-                return self._plans[key]
+                return self._plans[key], req
             plan = compile_subscription(self.db, sql, sender, owner=owner)
             existing = self._plans.get(plan.key)
-            if existing is not None:
-                plan = existing
-            self._by_request[req] = plan.key
-            return plan
+            return (existing if existing is not None else plan), req
 
     def subscribe(self, sql: str, sender: Identity, *, owner: bool | None = None) -> SubscriptionPlan:
         with self._lock:
-            plan = self.get(sql, sender, owner=owner)
+            plan, req = self._get(sql, sender, owner)
             if plan.key not in self._plans:
                 self._plans[plan.key] = plan
                 for tid in plan.table_ids:
                     self._by_table.setdefault(tid, set()).add(plan.key)
                 if plan.views:
                     self._any_table.add(plan.key)
+            self._by_request[req] = plan.key
             self._refs[plan.key] += 1
             return plan
 

@@ -1,0 +1,51 @@
+"""harness.limits: every limit is documented, and settable by name, environment and size suffix."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from harness.limits import LIMITS, Limits, load_env, parse_size, set_limit
+
+DOC = (Path(__file__).parent.parent / "docs" / "limits.md").read_text()
+
+
+@pytest.mark.parametrize("name", [f.name for f in fields(Limits)])
+def test_every_limit_has_a_row_in_docs_limits_md(name):
+    assert f"| `{name}` |" in DOC, f"docs/limits.md has no row for {name}"
+
+
+def test_sizes_counts_env_and_unknown_names(monkeypatch):
+    assert parse_size("64k") == 64 << 10 and parse_size("16MiB") == 16 << 20 and parse_size("1_000") == 1000
+    with pytest.raises(ValueError):
+        parse_size("0")
+    for f in fields(Limits):
+        monkeypatch.setattr(LIMITS, f.name, getattr(LIMITS, f.name))  # restored after the test
+    set_limit("ws-inflight-messages", "7")
+    load_env({"SPACETIME_PY_QUERY_TEXT_BYTES": "2k", "SPACETIME_PY_DURABLE_WAIT_MS": "1500"})
+    assert (LIMITS.ws_inflight_messages, LIMITS.query_text_bytes, LIMITS.durable_wait_ms) == (7, 2048, 1500)
+    with pytest.raises(ValueError, match="known: .*subscription_queries"):
+        set_limit("subscriptions", "1")
+    with pytest.raises(ValueError, match="module_def_items"):
+        set_limit("module_def_items", "-3")
+
+
+def test_module_definitions_are_refused_past_their_byte_and_entry_limits():
+    from harness.host import ModuleDefError, decode_module_def
+    from tests.test_host_wat import STRING, UNIT, s, vec
+
+    def reducers(n: int) -> bytes:
+        return b"\x02" + vec(b"\x03" + vec(*[s(f"r{i}") + vec() + b"\x01" + UNIT + STRING for i in range(n)]))
+
+    assert len(decode_module_def(reducers(100), max_items=100).reducers) == 100
+    with pytest.raises(ModuleDefError, match="declares 101 reducers, more than 100 .limit module_def_items."):
+        decode_module_def(reducers(101), max_items=100)
+    with pytest.raises(ModuleDefError, match="declares 101 types"):
+        decode_module_def(b"\x02" + vec(b"\x00" + vec(*[b"\x02" + vec()] * 101)), max_items=100)
+    with pytest.raises(ModuleDefError, match="declares 3 sections"):
+        decode_module_def(b"\x02" + vec(*[b"\x03" + vec()] * 3), max_items=2)
+    data = reducers(10)
+    with pytest.raises(ModuleDefError, match=f"is {len(data)} bytes, more than 100 .limit module_def_bytes."):
+        decode_module_def(data, max_bytes=100)
