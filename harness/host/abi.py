@@ -30,6 +30,7 @@ from .wasm import HostTrap
 U32 = struct.Struct("<I")
 U64 = struct.Struct("<Q")
 I64 = struct.Struct("<q")
+U32_unpack_from, U32_pack_into = U32.unpack_from, U32.pack_into
 CHUNK = 32 * 1024  # ROW_ITER_CHUNK_SIZE: a new chunk starts once the current one exceeds this
 EXHAUSTED = 0xFFFFFFFF  # -1 as the u32 the slot holds
 ERR_NO_SUCH_ITER, ERR_NO_SUCH_BYTES, ERR_NO_SUCH_TIMER, ERR_BUFFER_TOO_SMALL = 6, 8, 7, 11
@@ -222,11 +223,20 @@ class AbiEnv:
         except UnicodeDecodeError:
             raise HostTrap("a name passed to the host is not valid UTF-8") from None
 
+    def _mem(self, ptr: int, n: int) -> memoryview:
+        """The whole linear memory view, after the same checks as `view` (no slice: scalar reads and writes
+        go straight through struct at `ptr`)."""
+        mv = self.mv
+        if ptr == 0 or ptr + n > len(mv):
+            self.view(ptr, n)  # raises, or refreshes self.mv after memory.grow
+            mv = self.mv
+        return mv
+
     def get_u32(self, ptr: int) -> int:
-        return U32.unpack_from(self.view(ptr, 4))[0]
+        return U32_unpack_from(self._mem(ptr, 4), ptr)[0]
 
     def put_u32(self, ptr: int, v: int) -> None:
-        U32.pack_into(self.view(ptr, 4), 0, v)
+        U32_pack_into(self._mem(ptr, 4), ptr, v)
 
     def put_u64(self, ptr: int, v: int) -> None:
         U64.pack_into(self.view(ptr, 8), 0, v)
@@ -321,18 +331,21 @@ class AbiEnv:
         return 0
 
     def _open_iter(self, rows: list[bytes], out_ptr: int) -> int:
-        chunks: list[bytes] = []
-        cur: list[bytes] = []
-        size = 0
-        for row in rows:
-            cur.append(row)
-            size += len(row)
-            if size > CHUNK:
+        if len(rows) <= 1:  # a point lookup's usual answer: zero or one row is zero or one chunk
+            chunks = list(rows)
+        else:
+            chunks = []
+            cur: list[bytes] = []
+            size = 0
+            for row in rows:
+                cur.append(row)
+                size += len(row)
+                if size > CHUNK:
+                    chunks.append(b"".join(cur))
+                    cur, size = [], 0
+            if cur:
                 chunks.append(b"".join(cur))
-                cur, size = [], 0
-        if cur:
-            chunks.append(b"".join(cur))
-        chunks.reverse()  # pop() from the end
+            chunks.reverse()  # pop() from the end
         if len(self.iters) >= LIMITS.open_iterators:
             raise HostTrap(f"the module keeps more than {LIMITS.open_iterators} row iterators open "
                            "(limit open_iterators)")
@@ -355,11 +368,15 @@ class AbiEnv:
 
     def _decode_key(self, ix: IndexRuntime, data: bytes, ncols: int) -> tuple:
         try:
-            values = []
-            off = 0
-            for dec in ix.col_decoders[:ncols]:
-                v, off = dec(data, off)
-                values.append(v)
+            if ncols == 1:  # the common single-column key
+                v, off = ix.col_decoders[0](data, 0)
+                values = (v,)
+            else:
+                values = []
+                off = 0
+                for dec in ix.col_decoders[:ncols]:
+                    v, off = dec(data, off)
+                    values.append(v)
         except (BsatnError, IndexError, ValueError, struct.error) as e:
             raise _Bsatn(f"index key does not decode: {e}") from None
         if off != len(data):
@@ -437,6 +454,9 @@ class AbiEnv:
     # ------------------------------------------------------------ writes
 
     def _write_back(self, table_id: int, res, ptr: int, len_ptr: int) -> int:
+        if not res.generated:  # nothing generated (ptr was checked when the row was read)
+            self.put_u32(len_ptr, 0)
+            return 0
         gen = self.tables[table_id].generated_bsatn(res.generated)
         self.view(ptr, len(gen))[:] = gen if gen else b""
         self.put_u32(len_ptr, len(gen))

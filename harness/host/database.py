@@ -32,6 +32,7 @@ import msgspec
 import wasmtime
 
 from harness.commitlog import CommitLog, TxRecord
+from harness.commitlog.record import pack_tx
 from harness.datastore import Datastore, IndexAlgo, IndexSchema, SequenceSchema, TableSchema, Tx, TxData
 from harness.limits import LIMITS
 from module_sdk.sats import (
@@ -637,10 +638,10 @@ class Database:
         if self.commitlog is None or txdata.is_empty():
             return None
         meta = b"".join(_SEQ.pack(tid, col, v & 0x7FFFFFFFFFFFFFFF) for (tid, col), v in txdata.sequences.items())
-        rec = TxRecord(self.commitlog.next_offset, ts.micros, reducer,
-                       {tid: list(d.inserts) for tid, d in txdata.tables.items() if d.inserts},
-                       {tid: list(d.deletes) for tid, d in txdata.tables.items() if d.deletes}, meta)
-        offset = self.commitlog.append(rec.encode())
+        deltas = txdata.tables
+        offset = self.commitlog.append(pack_tx(self.commitlog.next_offset, ts.micros, reducer,
+                                               {tid: d.inserts for tid, d in deltas.items() if d.inserts},
+                                               {tid: d.deletes for tid, d in deltas.items() if d.deletes}, meta))
         if self.committer is not None:
             self.committer.notify()
         if self.snapshot_every and offset - self._last_snapshot >= self.snapshot_every:
