@@ -423,9 +423,17 @@ class AbiEnv:
         return self._open_iter(tx.index_range_bsatn(ix.index_id, prefix, start, end), p[32])
 
     def _index_scan_point(self, p) -> int:
-        tx = self.need_tx()
-        ix = self._index(p[0])
-        key = self._decode_key(ix, self.read(p[4], p[8]), len(ix.columns))
+        tx = self.tx
+        if tx is None:
+            raise NotInTransaction("no transaction is open")
+        ix = self.indexes.get(p[0])
+        if ix is None:
+            ix = self._index(p[0])  # raises NoSuchIndex
+        ptr, n = p[4], p[8]
+        mv = self.mv
+        if ptr == 0 or ptr + n > len(mv):
+            mv = self._mem(ptr, n)
+        key = self._decode_key(ix, mv[ptr:ptr + n].tobytes(), len(ix.columns))
         return self._open_iter(tx.index_point_bsatn(ix.index_id, key), p[12])
 
     def _iter_advance(self, p) -> int:
@@ -434,6 +442,13 @@ class AbiEnv:
             return ERR_NO_SUCH_ITER
         buf, len_ptr = p[4], p[8]
         cap = self.get_u32(len_ptr)
+        if len(chunks) == 1 and len(chunks[0]) <= cap:  # the last (often only) chunk fits: copy it and finish
+            c = chunks[0]
+            mv = self._mem(buf, len(c))
+            mv[buf:buf + len(c)] = c
+            U32_pack_into(mv, len_ptr, len(c))  # len_ptr was checked by get_u32
+            del self.iters[p[0]]
+            return EXHAUSTED
         written = 0
         while chunks and written + len(chunks[-1]) <= cap:
             c = chunks.pop()
@@ -471,8 +486,13 @@ class AbiEnv:
     def _update(self, p) -> int:
         tx = self.need_write_tx()
         ptr, len_ptr = p[8], p[12]
-        row = self.read(ptr, self.get_u32(len_ptr))
-        return self._write_back(p[0], tx.update(p[0], p[4], row), ptr, len_ptr)
+        n = self.get_u32(len_ptr)
+        mv = self._mem(ptr, n)
+        res = tx.update(p[0], p[4], mv[ptr:ptr + n].tobytes())
+        if not res.generated:  # nothing to write back (see _write_back)
+            U32_pack_into(mv, len_ptr, 0)
+            return 0
+        return self._write_back(p[0], res, ptr, len_ptr)
 
     def _delete_by_range(self, p) -> int:
         tx = self.need_write_tx()
