@@ -539,13 +539,13 @@ class AbiEnv:
         if src is None:
             return ERR_NO_SUCH_BYTES
         data, pos = src
-        cap = self.get_u32(p[8])
+        buf, len_ptr = p[4], p[8]
+        cap = self.get_u32(len_ptr)
         n = min(cap, len(data) - pos)
+        mv = self._mem(buf, n)  # also the NULL check when n == 0
         if n:
-            self.view(p[4], n)[:] = data[pos : pos + n]
-        else:
-            self.view(p[4], 0)  # still a NULL check
-        self.put_u32(p[8], n)
+            mv[buf:buf + n] = data[pos:pos + n] if pos or n != len(data) else data
+        U32_pack_into(mv, len_ptr, n)  # len_ptr was checked by get_u32
         src[1] = pos + n
         if src[1] >= len(data):
             del self.sources[p[0]]

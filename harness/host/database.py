@@ -60,6 +60,7 @@ from .wasm import HostTrap, Instance, Limits, LinkError, Trap, compile_module, t
 
 ERR_HOST_CALL_FAILURE = 1
 ZERO_CONN = bytes(16)
+_SENDER, _CONN = struct.Struct("<4Q"), struct.Struct("<2Q")  # __call_reducer__'s sender/connection id words
 _SEQ = struct.Struct("<IHq")  # (table_id, column, next value) in a commit record's meta (low 64 bits)
 UPDATE_MARKER = "__update_module__"  # reducer name of the (empty) commit record a module update writes
 SNAPSHOT_FORMAT = 1
@@ -579,15 +580,14 @@ class Database:
         env.begin_call(name, tx)
         err_sink = env.new_sink()
         src = env.new_source(args)
-        s = struct.unpack("<4Q", sender)
-        c = struct.unpack("<2Q", conn)
         try:
-            rc = export(rid, *s, *c, ts.micros, src, err_sink)
+            rc = export(rid, *_SENDER.unpack(sender), *_CONN.unpack(conn), ts.micros, src, err_sink)
         except Trap as e:
             tx.rollback()
             env.end_call()
             return "trapped", _trap_message(e), e
-        message = _error_text(env.sinks.get(err_sink, b""))
+        err = env.sinks.get(err_sink)
+        message = _error_text(err) if err else ""
         env.end_call()
         if rc != 0:
             tx.rollback()
