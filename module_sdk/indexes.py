@@ -176,7 +176,8 @@ class UniqueIndexReader(IndexReader):
 
     def find(self, key):
         """The row whose column equals `key`, or None."""
-        data = _abi.point_rows(self._iid(), self._encs[0](key))
+        i = self._id
+        data = _abi.point_rows(self._iid() if i is None else i, self._encs[0](key))
         if not data:
             return None
         return self._table._dec(data, 0)[0]
@@ -221,7 +222,10 @@ class PrimaryKeyIndex(UniqueIndex):
         """Replace the row that has the same primary key (NoSuchRow if there is none); returns the row."""
         t = self._table
         data = t._enc(row)
-        gen = _abi.update(t._tid(), self._iid(), data)
+        tid, i = t._id, self._id
+        gen = _abi.update(t._tid() if tid is None else tid, self._iid() if i is None else i, data)
+        if row.__class__ is t._cls and not gen:  # the common case: nothing to fill in
+            return row
         return t._finish_write(row, data, gen)
 
     def insert_or_update(self, row):

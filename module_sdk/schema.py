@@ -17,6 +17,7 @@ Naming (module-def.md section 5):
 """
 
 import keyword
+import struct
 import sys
 
 from spacetime_core.names import canonical_snake, is_identifier, python_snake
@@ -30,6 +31,7 @@ from spacetime_core.sats.types import (
     K_OPTION,
     K_RESULT,
     TAG_ARRAY,
+    TAG_BOOL,
     TAG_PRODUCT,
     TAG_REF,
     TAG_SUM,
@@ -38,6 +40,7 @@ from spacetime_core.sats.types import (
     TAG_U32,
     TAG_U64,
     ArrayType,
+    PrimitiveType,
     ProductType,
     SumType,
     Typespace,
@@ -724,7 +727,7 @@ class _Builder:
         f.params = params
         f.param_types = ProductType([(n, self.types.use(t, where)) for n, t in params])
         if params:
-            f.decode_args = _args_decoder([decoder(_shared(t)) for _, t in params])
+            f.decode_args = _args_decoder([decoder(_shared(t)) for _, t in params], [t for _, t in params])
         if f.explicit is not None:
             _ident(f.explicit, f'{where}: name')
         f.canonical = f.explicit if f.explicit is not None else self.canon(f.name)
@@ -900,6 +903,16 @@ def _visibility(f):
     return md.VIS_CLIENT_CALLABLE
 
 
+def _fixed_format(types):
+    """The struct format of a list of fixed-width integer/float types (no bool: it must be 0 or 1), else None."""
+    fmt = '<'
+    for t in types:
+        if t.__class__ is not PrimitiveType or t.tag == TAG_BOOL or t.fmt is None or len(t.fmt) != 1:
+            return None
+        fmt += t.fmt
+    return fmt
+
+
 def _no_args(args):
     if args:
         raise TypeError(f'this function takes no arguments, got {len(args)}')
@@ -910,8 +923,22 @@ def _unit_result(value):
     return b''
 
 
-def _args_decoder(decs):
-    """bytes -> argument list, from the parameters' (shared) decoders: no code generated per function."""
+def _args_decoder(decs, types=()):
+    """bytes -> argument list, from the parameters' (shared) decoders: no code generated per function.
+    Parameters that are all fixed-width integers or floats (e.g. `transfer(from: u32, to: u32, amount: i64)`)
+    decode with one struct unpack instead of a decoder call per parameter."""
+    fmt = _fixed_format(types)
+    if fmt is not None and len(types) > 1:
+        unpack = struct.Struct(fmt).unpack
+        size = struct.calcsize(fmt)
+
+        def decode_fixed(data):
+            if len(data) != size:
+                if len(data) > size:
+                    raise ValueError(f'{len(data) - size} unexpected bytes after the arguments')
+                raise ValueError(f'the arguments need {size} bytes, got {len(data)}')
+            return unpack(data)
+        return decode_fixed
     if len(decs) == 1:
         d0 = decs[0]
 

@@ -23,7 +23,9 @@ from module_sdk import (
     _abi,
     btree,
     errors,
+    f64,
     hash_index,
+    i64,
     index,
     log,
     primary_key,
@@ -368,6 +370,29 @@ def test_reducer_call_success_sender_error_and_exception(door, m, dispatch):
     assert d.call_reducer(0, SENDER, NO_CONN, 5, s("bo")).startswith("invalid arguments for reducer greet:")
     assert d.call_reducer(0, SENDER, NO_CONN, 5, args + b"\x00").startswith("invalid arguments")
     assert d.call_reducer(9, SENDER, NO_CONN, 5, b"") == "no reducer with id 9"
+
+
+def test_fixed_width_arguments_decode_exactly(door, m, dispatch):
+    """All-integer/float parameters take the one-struct path: same values, same errors for short/long args."""
+    seen = []
+
+    @reducer
+    def move(ctx: ReducerContext, a: u32, b: i64, c: f64, d: u8):
+        seen.append((a, b, c, d))
+
+    @reducer
+    def flag(ctx: ReducerContext, a: u32, ok: bool):
+        seen.append((a, ok))
+
+    d = dispatch()
+    args = struct.pack("<Iqdb", 7, -5, 2.5, 255 - 256)
+    assert d.call_reducer(0, SENDER, NO_CONN, 5, args) is None
+    assert seen[-1] == (7, -5, 2.5, 255)
+    short = d.call_reducer(0, SENDER, NO_CONN, 5, args[:-1])
+    assert short.startswith("invalid arguments for reducer move:") and "need 21 bytes, got 20" in short
+    assert "1 unexpected bytes" in d.call_reducer(0, SENDER, NO_CONN, 5, args + b"\x00")
+    assert d.call_reducer(1, SENDER, NO_CONN, 5, struct.pack("<IB", 1, 1)) is None and seen[-1] == (1, True)
+    assert d.call_reducer(1, SENDER, NO_CONN, 5, struct.pack("<IB", 1, 2)).startswith("invalid arguments")
 
 
 def test_views_and_procedures_dispatch(door, m, dispatch):

@@ -874,3 +874,56 @@ def test_sql_dml_reaches_subscribers_exactly_once(tmp_path, wasm):
         run(go())
     finally:
         srv.stop()
+
+
+def test_queued_results_share_one_socket_write_and_stay_separate_messages():
+    """Several results queued for one client go out with one transport write (one syscall), yet each is its own
+    well-formed binary WebSocket message, in order; with a backlog in the
+    socket buffer, they go out one message at a time through aiohttp (flow control)."""
+    from harness.server.websocket import WRITE_BACKLOG_BYTES, Connection
+
+    class Spy:
+        def __init__(self, backlog=0):
+            self.writes: list[bytes] = []
+            self.backlog = backlog
+
+        def is_closing(self):
+            return False
+
+        def get_write_buffer_size(self):
+            return self.backlog
+
+        def write(self, data):
+            self.writes.append(bytes(data))
+
+    class Ws:
+        closed = False
+
+        def __init__(self):
+            self.sent: list[bytes] = []
+
+        async def send_bytes(self, data):
+            self.sent.append(data)
+
+    async def go():
+        loop = asyncio.get_running_loop()
+        conn = Connection(OWNER, None, "t", "Gzip", False, loop)
+        bodies = [b"a" * 3, b"b" * 200, b"c" * 70_000, b"d"]
+        conn.transport, ws = Spy(), Ws()
+        left = conn._write_frames(ws, bodies)
+        assert left == [b"d"] and len(conn.transport.writes) == 1
+        data, got = conn.transport.writes[0], []
+        while data:  # RFC 6455: FIN + opcode, unmasked length (7 bits, or 126 + u16, or 127 + u64), payload
+            assert data[0] == 0x82 and data[1] & 0x80 == 0
+            n, off = data[1], 2
+            if n == 126:
+                (n,), off = struct.unpack_from("!H", data, 2), 4
+            elif n == 127:
+                (n,), off = struct.unpack_from("!Q", data, 2), 10
+            got.append(data[off:off + n])
+            data = data[off + n:]
+        assert [m[0] for m in got] == [0, 0, 2]  # the 70 kB one compressed, as the client asked
+        assert [m[1:] if m[0] == 0 else gzip.decompress(m[1:]) for m in got] == bodies[:3]
+        conn.transport = Spy(backlog=WRITE_BACKLOG_BYTES + 1)
+        assert conn._write_frames(ws, bodies) == bodies and conn.transport.writes == []
+    run(go())

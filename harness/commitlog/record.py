@@ -22,6 +22,7 @@ Tables appear in dict order; decoding rejects truncated input and trailing bytes
 from __future__ import annotations
 
 import struct
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from .errors import RecordDecodeError
@@ -44,29 +45,8 @@ class TxRecord:
     inputs: bytes = b""
 
     def encode(self) -> bytes:
-        try:
-            name = self.reducer.encode("utf-8")
-            parts: list[bytes] = [
-                _HEAD.pack(RECORD_VERSION_INPUTS if self.inputs else RECORD_VERSION, self.tx_offset,
-                           self.timestamp_us),
-                _U32.pack(len(name)),
-                name,
-            ]
-            for tables in (self.inserts, self.deletes):
-                parts.append(_U32.pack(len(tables)))
-                for table_id, rows in tables.items():
-                    parts.append(_U32x2.pack(table_id, len(rows)))
-                    for row in rows:
-                        parts.append(_U32.pack(len(row)))
-                        parts.append(bytes(row))
-            parts.append(_U32.pack(len(self.meta)))
-            parts.append(bytes(self.meta))
-            if self.inputs:
-                parts.append(_U32.pack(len(self.inputs)))
-                parts.append(bytes(self.inputs))
-        except (struct.error, UnicodeEncodeError) as exc:
-            raise ValueError(f"cannot encode TxRecord: {exc}") from exc
-        return b"".join(parts)
+        return pack_tx(self.tx_offset, self.timestamp_us, self.reducer, self.inserts, self.deletes, self.meta,
+                       self.inputs)
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview) -> TxRecord:
@@ -117,6 +97,32 @@ def _read_tables(buf: bytes, pos: int) -> tuple[dict[int, list[bytes]], int]:
             raise RecordDecodeError(f"table {table_id} appears twice")
         tables[table_id] = rows
     return tables, pos
+
+
+def pack_tx(tx_offset: int, timestamp_us: int, reducer: str, inserts: Mapping[int, Collection[bytes]],
+            deletes: Mapping[int, Collection[bytes]], meta: bytes = b"", inputs: bytes = b"") -> bytes:
+    """A TxRecord's bytes straight from its fields (the host's commit path: no record object, and the rows
+    may be any sized collection of row bytes, e.g. a transaction delta's dict keyed by row).  `inputs` (the
+    call's caller, connection and arguments, for replay) makes it a version-2 record."""
+    try:
+        name = reducer.encode("utf-8")
+        parts: list[bytes] = [_HEAD.pack(RECORD_VERSION_INPUTS if inputs else RECORD_VERSION, tx_offset, timestamp_us),
+                              _U32.pack(len(name)), name]
+        for tables in (inserts, deletes):
+            parts.append(_U32.pack(len(tables)))
+            for table_id, rows in tables.items():
+                parts.append(_U32x2.pack(table_id, len(rows)))
+                for row in rows:
+                    parts.append(_U32.pack(len(row)))
+                    parts.append(row)
+        parts.append(_U32.pack(len(meta)))
+        parts.append(meta)
+        if inputs:
+            parts.append(_U32.pack(len(inputs)))
+            parts.append(inputs)
+        return b"".join(parts)
+    except (struct.error, UnicodeEncodeError, TypeError) as exc:
+        raise ValueError(f"cannot encode TxRecord: {exc}") from exc
 
 
 def encode_tx(record: TxRecord) -> bytes:

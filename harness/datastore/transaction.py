@@ -382,6 +382,9 @@ class Tx(ReadTx):
         """Apply the overlays to committed state and return what changed."""
         if not self._open:
             raise NotInTransaction("transaction is closed")
+        if not self._states and not self._seq_touched:  # wrote nothing (a read-only reducer): nothing to apply
+            self._end()
+            return TxData({}, {})
         tables: dict[int, TableDelta] = {}
         with self._ds._commit_lock:
             for tid, st in self._states.items():

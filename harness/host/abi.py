@@ -30,6 +30,7 @@ from .wasm import HostTrap
 U32 = struct.Struct("<I")
 U64 = struct.Struct("<Q")
 I64 = struct.Struct("<q")
+U32_unpack_from, U32_pack_into = U32.unpack_from, U32.pack_into
 CHUNK = 32 * 1024  # ROW_ITER_CHUNK_SIZE: a new chunk starts once the current one exceeds this
 EXHAUSTED = 0xFFFFFFFF  # -1 as the u32 the slot holds
 ERR_NO_SUCH_ITER, ERR_NO_SUCH_BYTES, ERR_NO_SUCH_TIMER, ERR_BUFFER_TOO_SMALL = 6, 8, 7, 11
@@ -222,11 +223,20 @@ class AbiEnv:
         except UnicodeDecodeError:
             raise HostTrap("a name passed to the host is not valid UTF-8") from None
 
+    def _mem(self, ptr: int, n: int) -> memoryview:
+        """The whole linear memory view, after the same checks as `view` (no slice: scalar reads and writes
+        go straight through struct at `ptr`)."""
+        mv = self.mv
+        if ptr == 0 or ptr + n > len(mv):
+            self.view(ptr, n)  # raises, or refreshes self.mv after memory.grow
+            mv = self.mv
+        return mv
+
     def get_u32(self, ptr: int) -> int:
-        return U32.unpack_from(self.view(ptr, 4))[0]
+        return U32_unpack_from(self._mem(ptr, 4), ptr)[0]
 
     def put_u32(self, ptr: int, v: int) -> None:
-        U32.pack_into(self.view(ptr, 4), 0, v)
+        U32_pack_into(self._mem(ptr, 4), ptr, v)
 
     def put_u64(self, ptr: int, v: int) -> None:
         U64.pack_into(self.view(ptr, 8), 0, v)
@@ -321,18 +331,21 @@ class AbiEnv:
         return 0
 
     def _open_iter(self, rows: list[bytes], out_ptr: int) -> int:
-        chunks: list[bytes] = []
-        cur: list[bytes] = []
-        size = 0
-        for row in rows:
-            cur.append(row)
-            size += len(row)
-            if size > CHUNK:
+        if len(rows) <= 1:  # a point lookup's usual answer: zero or one row is zero or one chunk
+            chunks = list(rows)
+        else:
+            chunks = []
+            cur: list[bytes] = []
+            size = 0
+            for row in rows:
+                cur.append(row)
+                size += len(row)
+                if size > CHUNK:
+                    chunks.append(b"".join(cur))
+                    cur, size = [], 0
+            if cur:
                 chunks.append(b"".join(cur))
-                cur, size = [], 0
-        if cur:
-            chunks.append(b"".join(cur))
-        chunks.reverse()  # pop() from the end
+            chunks.reverse()  # pop() from the end
         if len(self.iters) >= LIMITS.open_iterators:
             raise HostTrap(f"the module keeps more than {LIMITS.open_iterators} row iterators open "
                            "(limit open_iterators)")
@@ -355,11 +368,15 @@ class AbiEnv:
 
     def _decode_key(self, ix: IndexRuntime, data: bytes, ncols: int) -> tuple:
         try:
-            values = []
-            off = 0
-            for dec in ix.col_decoders[:ncols]:
-                v, off = dec(data, off)
-                values.append(v)
+            if ncols == 1:  # the common single-column key
+                v, off = ix.col_decoders[0](data, 0)
+                values = (v,)
+            else:
+                values = []
+                off = 0
+                for dec in ix.col_decoders[:ncols]:
+                    v, off = dec(data, off)
+                    values.append(v)
         except (BsatnError, IndexError, ValueError, struct.error) as e:
             raise _Bsatn(f"index key does not decode: {e}") from None
         if off != len(data):
@@ -406,9 +423,17 @@ class AbiEnv:
         return self._open_iter(tx.index_range_bsatn(ix.index_id, prefix, start, end), p[32])
 
     def _index_scan_point(self, p) -> int:
-        tx = self.need_tx()
-        ix = self._index(p[0])
-        key = self._decode_key(ix, self.read(p[4], p[8]), len(ix.columns))
+        tx = self.tx
+        if tx is None:
+            raise NotInTransaction("no transaction is open")
+        ix = self.indexes.get(p[0])
+        if ix is None:
+            ix = self._index(p[0])  # raises NoSuchIndex
+        ptr, n = p[4], p[8]
+        mv = self.mv
+        if ptr == 0 or ptr + n > len(mv):
+            mv = self._mem(ptr, n)
+        key = self._decode_key(ix, mv[ptr:ptr + n].tobytes(), len(ix.columns))
         return self._open_iter(tx.index_point_bsatn(ix.index_id, key), p[12])
 
     def _iter_advance(self, p) -> int:
@@ -417,6 +442,13 @@ class AbiEnv:
             return ERR_NO_SUCH_ITER
         buf, len_ptr = p[4], p[8]
         cap = self.get_u32(len_ptr)
+        if len(chunks) == 1 and len(chunks[0]) <= cap:  # the last (often only) chunk fits: copy it and finish
+            c = chunks[0]
+            mv = self._mem(buf, len(c))
+            mv[buf:buf + len(c)] = c
+            U32_pack_into(mv, len_ptr, len(c))  # len_ptr was checked by get_u32
+            del self.iters[p[0]]
+            return EXHAUSTED
         written = 0
         while chunks and written + len(chunks[-1]) <= cap:
             c = chunks.pop()
@@ -437,6 +469,9 @@ class AbiEnv:
     # ------------------------------------------------------------ writes
 
     def _write_back(self, table_id: int, res, ptr: int, len_ptr: int) -> int:
+        if not res.generated:  # nothing generated (ptr was checked when the row was read)
+            self.put_u32(len_ptr, 0)
+            return 0
         gen = self.tables[table_id].generated_bsatn(res.generated)
         self.view(ptr, len(gen))[:] = gen if gen else b""
         self.put_u32(len_ptr, len(gen))
@@ -451,8 +486,13 @@ class AbiEnv:
     def _update(self, p) -> int:
         tx = self.need_write_tx()
         ptr, len_ptr = p[8], p[12]
-        row = self.read(ptr, self.get_u32(len_ptr))
-        return self._write_back(p[0], tx.update(p[0], p[4], row), ptr, len_ptr)
+        n = self.get_u32(len_ptr)
+        mv = self._mem(ptr, n)
+        res = tx.update(p[0], p[4], mv[ptr:ptr + n].tobytes())
+        if not res.generated:  # nothing to write back (see _write_back)
+            U32_pack_into(mv, len_ptr, 0)
+            return 0
+        return self._write_back(p[0], res, ptr, len_ptr)
 
     def _delete_by_range(self, p) -> int:
         tx = self.need_write_tx()
@@ -499,13 +539,13 @@ class AbiEnv:
         if src is None:
             return ERR_NO_SUCH_BYTES
         data, pos = src
-        cap = self.get_u32(p[8])
+        buf, len_ptr = p[4], p[8]
+        cap = self.get_u32(len_ptr)
         n = min(cap, len(data) - pos)
+        mv = self._mem(buf, n)  # also the NULL check when n == 0
         if n:
-            self.view(p[4], n)[:] = data[pos : pos + n]
-        else:
-            self.view(p[4], 0)  # still a NULL check
-        self.put_u32(p[8], n)
+            mv[buf:buf + n] = data[pos:pos + n] if pos or n != len(data) else data
+        U32_pack_into(mv, len_ptr, n)  # len_ptr was checked by get_u32
         src[1] = pos + n
         if src[1] >= len(data):
             del self.sources[p[0]]

@@ -32,6 +32,7 @@ import msgspec
 import wasmtime
 
 from harness.commitlog import CommitLog, TxRecord
+from harness.commitlog.record import pack_tx
 from harness.datastore import Datastore, IndexAlgo, IndexSchema, SequenceSchema, TableSchema, Tx, TxData
 from harness.limits import LIMITS
 from spacetime_core.module_def import ModuleDef, ModuleDefError, decode_module_def
@@ -59,6 +60,7 @@ from .wasm import HostTrap, Instance, Limits, LinkError, Trap, compile_module, t
 
 ERR_HOST_CALL_FAILURE = 1
 ZERO_CONN = bytes(16)
+_SENDER, _CONN = struct.Struct("<4Q"), struct.Struct("<2Q")  # __call_reducer__'s sender/connection id words
 _SEQ = struct.Struct("<IHq")  # (table_id, column, next value) in a commit record's meta (low 64 bits)
 UPDATE_MARKER = "__update_module__"  # reducer name of the (empty) commit record a module update writes
 SNAPSHOT_FORMAT = 1
@@ -584,15 +586,14 @@ class Database:
         env.begin_call(name, tx)
         err_sink = env.new_sink()
         src = env.new_source(args)
-        s = struct.unpack("<4Q", sender)
-        c = struct.unpack("<2Q", conn)
         try:
-            rc = export(rid, *s, *c, ts.micros, src, err_sink)
+            rc = export(rid, *_SENDER.unpack(sender), *_CONN.unpack(conn), ts.micros, src, err_sink)
         except Trap as e:
             tx.rollback()
             env.end_call()
             return "trapped", _trap_message(e), e
-        message = _error_text(env.sinks.get(err_sink, b""))
+        err = env.sinks.get(err_sink)
+        message = _error_text(err) if err else ""
         env.end_call()
         if rc != 0:
             tx.rollback()
@@ -644,10 +645,10 @@ class Database:
         if self.commitlog is None or txdata.is_empty():
             return None
         meta = b"".join(_SEQ.pack(tid, col, v & 0x7FFFFFFFFFFFFFFF) for (tid, col), v in txdata.sequences.items())
-        rec = TxRecord(self.commitlog.next_offset, ts.micros, reducer,
-                       {tid: list(d.inserts) for tid, d in txdata.tables.items() if d.inserts},
-                       {tid: list(d.deletes) for tid, d in txdata.tables.items() if d.deletes}, meta, inputs)
-        offset = self.commitlog.append(rec.encode())
+        deltas = txdata.tables
+        offset = self.commitlog.append(pack_tx(self.commitlog.next_offset, ts.micros, reducer,
+                                               {tid: d.inserts for tid, d in deltas.items() if d.inserts},
+                                               {tid: d.deletes for tid, d in deltas.items() if d.deletes}, meta, inputs))
         if self.committer is not None:
             self.committer.notify()
         if self.snapshot_every and offset - self._last_snapshot >= self.snapshot_every:

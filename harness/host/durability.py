@@ -47,8 +47,12 @@ class GroupCommitter:
             self._listeners.remove(fn)
 
     def notify(self) -> None:
-        """A transaction was appended: fsync soon (cheap; called under the database lock)."""
-        self._dirty.set()
+        """A transaction was appended: fsync soon (cheap; called under the database lock).
+
+        When the flag is already set the thread has not yet cleared it, so its next barrier (after the clear)
+        covers this append too: skip `Event.set`, which takes a lock and notifies every time."""
+        if not self._dirty.is_set():
+            self._dirty.set()
 
     def wait_durable(self, offset: int, timeout: float | None = None) -> bool:
         """Block until tx ``offset`` is durable; False on timeout, fsync failure or shutdown."""

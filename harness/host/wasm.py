@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from ctypes import CFUNCTYPE, POINTER, addressof, c_size_t, c_uint32, c_uint64, c_void_p, cast
 from dataclasses import dataclass
+from operator import and_
 from pathlib import Path
 
 import wasmtime as wt
@@ -248,11 +249,19 @@ class Instance:
         argv = (self._ctx, addressof(func._func), addressof(raw), nslots, addressof(trap))
         result_fmt = {"i32": "<i", "i64": "<q"}.get(results[0]) if results else None
         pack_into, unpack_from = fmt.pack_into, struct.unpack_from
-        set_deadline, pending = self._set_deadline, self._pending
+        pending, ctx = self._pending, self._ctx
+        fuel = (1 << 64) - 1 if self.limits.fuel is None else self.limits.fuel
+        ticks = self._ticks_to_next_check(0.0)  # limits are frozen: the first deadline is the same every call
+        monotonic = time.monotonic
 
         def call(*args):
-            pack_into(raw, 0, *[a & m for a, m in zip(args, masks)])
-            set_deadline()
+            pack_into(raw, 0, *map(and_, args, masks))
+            # _set_deadline, inlined: a fresh fuel budget and wall clock per call
+            e = _set_fuel(ctx, fuel)
+            if e:
+                raise wt.WasmtimeError._from_ptr(cast(e, POINTER(_ffi.wasmtime_error_t)))
+            self._call_start = monotonic()
+            _set_epoch_deadline(ctx, ticks)
             err = _call_unchecked(*argv)
             if err or trap:
                 self._raise(err, trap)
