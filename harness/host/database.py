@@ -648,7 +648,8 @@ class Database:
         deltas = txdata.tables
         offset = self.commitlog.append(pack_tx(self.commitlog.next_offset, ts.micros, reducer,
                                                {tid: d.inserts for tid, d in deltas.items() if d.inserts},
-                                               {tid: d.deletes for tid, d in deltas.items() if d.deletes}, meta, inputs))
+                                               {tid: d.deletes for tid, d in deltas.items() if d.deletes},
+                                               meta, inputs))
         if self.committer is not None:
             self.committer.notify()
         if self.snapshot_every and offset - self._last_snapshot >= self.snapshot_every:
