@@ -14,7 +14,9 @@ so do not mutate objects used as dict keys), ordering (lexicographic by
 field, like SATS), ``__repr__``, ``__match_args__``, ``__slots__`` (the class
 is re-created with slots unless ``slots=False`` or it defines ``__slots__``)
 and ``__sats_type__``: a ProductType bound to the class, built lazily on
-first access so annotations may name classes defined later.
+first access so annotations may name classes defined later.  The methods are
+generated on the first call of any of them (a class never used at import
+costs a built module's snapshot no code).
 
 ``@sum`` declares a tagged union; each annotation is a variant::
 
@@ -156,8 +158,44 @@ def product(cls=None, *, slots=True):
     return cls
 
 
+_PRODUCT_METHODS = ('__init__', '__eq__', '__ne__', '__hash__', '__lt__', '__le__', '__gt__', '__ge__', '__repr__')
+
+
 def _add_product_methods(cls, names, defaults):
+    """Install the generated methods lazily: each one starts as a stub shared by every class, which generates
+    all of that class's methods on first call.  A built module's snapshot holds only the classes used at
+    import time (generated code costs ~8 KB per class; a stub costs a dict entry)."""
     own = cls.__dict__
+    for base in cls.__mro__[1:]:  # a stub finds its class through the MRO: keep one pending class per MRO
+        if base.__dict__.get('__sats_pending__') is not None:
+            _generate(base)
+    for m in _PRODUCT_METHODS:
+        if m not in own:
+            type.__setattr__(cls, m, _STUBS[m])
+    type.__setattr__(cls, '__sats_pending__', (tuple(names), defaults))
+    if '__match_args__' not in own:
+        type.__setattr__(cls, '__match_args__', tuple(names))
+
+
+def _stub(m):
+    def stub(self, *args, **kwargs):
+        for c in type(self).__mro__:
+            if c.__dict__.get(m) is stub:
+                _generate(c)
+                return c.__dict__[m](self, *args, **kwargs)
+        raise TypeError(f'{m} of a @product class called on {type(self).__qualname__}')
+    stub.__name__ = stub.__qualname__ = m
+    return stub
+
+
+_STUBS = {m: _stub(m) for m in _PRODUCT_METHODS}
+
+
+def _generate(cls):
+    pending = cls.__dict__.get('__sats_pending__')
+    if pending is None:
+        return
+    names, defaults = pending
     ns = {'_MISSING': _MISSING, '_C': cls}
     args = []
     body = []
@@ -204,13 +242,13 @@ def _add_product_methods(cls, names, defaults):
         f"    return '%s({rep})' % ((self.__class__.__qualname__,) + {tup})",
     ]
     exec('\n'.join(src) + '\n', ns)
-    for m in ('__init__', '__eq__', '__ne__', '__hash__', '__lt__', '__le__', '__gt__', '__ge__', '__repr__'):
-        if m not in own:
+    own = cls.__dict__
+    for m in _PRODUCT_METHODS:
+        if own.get(m) is _STUBS[m]:
             f = ns[m]
             f.__qualname__ = f'{cls.__qualname__}.{m}'
             type.__setattr__(cls, m, f)
-    if '__match_args__' not in own:
-        type.__setattr__(cls, '__match_args__', tuple(names))
+    type.__delattr__(cls, '__sats_pending__')
 
 
 # ---------------------------------------------------------------------------
