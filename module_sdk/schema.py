@@ -676,12 +676,10 @@ class _Builder:
 
     def _handles(self, t, idx):
         row = t.row_type
-        enc = encoder(row)
-        dec = decoder(row)
         cols = t.columns
         gen = [(n, decoder(_shared(ct))) for n, ct, f in cols if f.auto_inc]
-        handle = Table(t.accessor, t.cls, enc, dec, gen)
-        reader = TableReader(t.accessor, t.cls, enc, dec)
+        handle = Table(t.accessor, t.cls, row, gen)
+        reader = TableReader(t.accessor, t.cls, row)
         for src, acc, algo, pos, uniq, _ in idx:
             encs = [encoder(_shared(cols[p][1])) for p in pos]
             cnames = [cols[p][0] for p in pos]
