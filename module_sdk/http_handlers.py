@@ -12,6 +12,7 @@ not part of every module's snapshot).
 """
 
 from .http import _U16, _U32, METHODS, _bytes, _str
+from .schema import function_def
 
 _PATH_CHARS = frozenset('abcdefghijklmnopqrstuvwxyz0123456789-_~/')
 
@@ -160,7 +161,7 @@ class Router:
 
     def _add(self, method, path, handler):
         check_route_path(path)
-        fdef = getattr(handler, '__spacetime__', None)
+        fdef = function_def(handler)
         if fdef is None or fdef.kind != 'http_handler':
             raise TypeError(f'{handler!r} is not an @http_handler function')
         for m, p, _ in self.routes:

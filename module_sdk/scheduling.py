@@ -23,13 +23,14 @@ deleted.  Scheduled calls come from the database itself: `ctx.sender == ctx.iden
 from spacetime_core.sats.values import ScheduleAt, TimeDuration, Timestamp
 
 from . import _abi
+from .schema import function_def
 
 
 def schedule_immediate(function, *args):
     """Queue a call of `function` (a @reducer) with `args`, to run after the current call, outside its
     transaction and not rolled back if it fails (upstream's volatile_nonatomic_schedule_immediate: unstable,
     best effort)."""
-    fdef = getattr(function, '__spacetime__', None)
+    fdef = function_def(function)
     if fdef is None or fdef.kind != 'reducer':
         raise TypeError(f'schedule_immediate needs a @reducer function, got {function!r}')
     _abi.schedule_immediate(fdef.canonical or fdef.name, fdef.encode_args(args))

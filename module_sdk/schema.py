@@ -341,11 +341,19 @@ def _function(kind, fn, opts, check):
     if check is not None:
         check(fdef, code)
     current().add_function(fdef)
-    try:
-        fn.__spacetime__ = fdef
-    except (AttributeError, TypeError):
-        pass
+    _FDEFS[fn] = fdef
     return fn
+
+
+_FDEFS = {}  # decorated function -> its FunctionDef (one table, not a __dict__ on every function: ~100 B each)
+
+
+def function_def(fn):
+    """The FunctionDef of a @reducer/@procedure/@view/@http_handler function, or None."""
+    try:
+        return _FDEFS.get(fn)
+    except TypeError:  # unhashable
+        return None
 
 
 def _decorator(kind, fn, opts, check=None):
@@ -680,12 +688,10 @@ class _Builder:
 
     def _handles(self, t, idx):
         row = t.row_type
-        enc = encoder(row)
-        dec = decoder(row)
         cols = t.columns
         gen = [(n, decoder(_shared(ct))) for n, ct, f in cols if f.auto_inc]
-        handle = Table(t.accessor, t.cls, enc, dec, gen)
-        reader = TableReader(t.accessor, t.cls, enc, dec)
+        handle = Table(t.accessor, t.cls, row, gen)
+        reader = TableReader(t.accessor, t.cls, row)
         for src, acc, algo, pos, uniq, _ in idx:
             encs = [encoder(_shared(cols[p][1])) for p in pos]
             cnames = [cols[p][0] for p in pos]
@@ -799,7 +805,7 @@ class _Builder:
         for _m, _p, h in merged.routes:
             if id(h) not in declared:
                 raise ModuleDefError(f'a router routes to {h.__name__}, which is not an @http_handler of this module')
-        return [(h.__spacetime__.name, m, p) for m, p, h in merged.routes]
+        return [(_FDEFS[h].name, m, p) for m, p, h in merged.routes]
 
     def _type(self, ann, fn, where):
         try:
@@ -818,7 +824,7 @@ class _Builder:
                 if fdef is None:
                     raise ModuleDefError(f'{where}: no reducer or procedure named {target!r}')
                 break
-            fdef = getattr(target, '__spacetime__', None)
+            fdef = function_def(target)
             if isinstance(fdef, FunctionDef):
                 break
             if callable(target) and getattr(target, '__code__', None) is not None \

@@ -12,6 +12,8 @@ Handles are created once per module; table and index ids are looked up on first 
 
 import struct
 
+from spacetime_core.sats.codec import decoder, encoder
+
 from . import _abi
 from .indexes import _rows
 
@@ -32,12 +34,23 @@ class Database:
 class TableReader:
     """Read access to a table (views get only these)."""
 
-    def __init__(self, name, cls, encode, decode):
+    def __init__(self, name, cls, row_type):
         self._name = name     # the table source name (table_id_from_name)
         self._id = None       # resolved on first use; stable for the instance
         self._cls = cls
-        self._enc = encode    # row -> bytes
-        self._dec = decode    # (buf, off) -> (row, off)
+        self._row_type = row_type
+        self._enc = self._first_enc  # row -> bytes
+        self._dec = self._first_dec  # (buf, off) -> (row, off)
+
+    # The row codecs are compiled on first use, then `_enc`/`_dec` are the compiled functions: a built module's
+    # snapshot holds codecs only for the tables its import used (~2 KB per table).
+    def _first_enc(self, row):
+        self._enc = enc = encoder(self._row_type)
+        return enc(row)
+
+    def _first_dec(self, buf, off=0):
+        self._dec = dec = decoder(self._row_type)
+        return dec(buf, off)
 
     def _tid(self):
         i = self._id
@@ -69,8 +82,8 @@ class TableReader:
 class Table(TableReader):
     """A table in a reducer or transaction: insert, delete, clear, plus the reads."""
 
-    def __init__(self, name, cls, encode, decode, generated=()):
-        super().__init__(name, cls, encode, decode)
+    def __init__(self, name, cls, row_type, generated=()):
+        super().__init__(name, cls, row_type)
         self._gen = tuple(generated)  # ((column name, decoder), ...) of auto_inc columns in column order
 
     def insert(self, row):

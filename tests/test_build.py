@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -12,6 +13,8 @@ import wasmtime as wt
 from module_sdk import abi_spec
 from module_sdk.build import BuildError, InvalidModule, build, validate_module
 from module_sdk.build import wasm as wasmfmt
+
+build_module = sys.modules["module_sdk.build.build"]  # the submodule (the package exports the function)
 
 pytestmark = pytest.mark.slow
 
@@ -50,11 +53,15 @@ def test_build_is_reproducible(tmp_path):
     assert a == b
 
 
-def test_warm_build_takes_one_pass_and_changed_source_two(tmp_path):
+def test_warm_build_takes_one_pass_and_changed_source_two(tmp_path, monkeypatch):
     src = write(tmp_path, "passes.py", "import module_sdk\nVALUE = 1\n")
     build(src, tmp_path / "p.wasm")
     assert build(src, tmp_path / "p.wasm").phases == 1  # everything came from the code cache
     src.write_text(f"import module_sdk\nVALUE = {time.time_ns()}\n")  # never seen by the code cache
+    host_compiles = sys.implementation.name == "cpython" and sys.version_info[:2] == (3, 11)
+    assert build(src, tmp_path / "p.wasm").phases == (1 if host_compiles else 2)  # compiled by this interpreter
+    monkeypatch.setattr(build_module, "_host_compile", lambda origin, source: None)
+    src.write_text(f"import module_sdk\nVALUE = {time.time_ns()}\n")
     assert build(src, tmp_path / "p.wasm").phases == 2  # compiled inside wasm, then a clean pass
 
 

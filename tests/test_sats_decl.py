@@ -366,3 +366,31 @@ def test_nested_option_in_product_and_some():
     t = Opt2.__sats_type__
     for v in (None, Some(None), Some(3)):
         assert decode(t, encode(t, Opt2(v))) == Opt2(v)
+
+
+def test_generated_methods_reach_the_right_class_through_subclasses():
+    # each method is generated on its first call; a call through a subclass or super() runs the class's own
+    @product
+    class Base:
+        x: u8
+        y: u8 = 5
+
+    class Plain(Base):
+        def __init__(self, x):
+            super().__init__(x, 9)
+
+    @product
+    class Child(Base):  # a @product subclass: Base's methods are generated at once
+        z: u8 = 1
+
+    p = Plain(2)
+    assert (p.x, p.y) == (2, 9) and repr(p).endswith('.Plain(x=2, y=9)')
+    assert Base.__init__.__qualname__.endswith('.Base.__init__')
+    c = Child(7)
+    assert c.z == 7 and repr(c).endswith('.Child(z=7)') and Child.__init__.__qualname__.endswith('.Child.__init__')
+    Base.__init__(c, 3)  # the base's own __init__ on a Child: Base's fields
+    assert (c.x, c.y, c.z) == (3, 5, 7)
+    assert Base(1) < Base(2) and Base(1) == Base(1) and hash(Base(1, 2)) == hash(Base(1, 2))
+    assert sorted({Base(2), Base(1)}) == [Base(1), Base(2)] and Base(1) != Plain(1)
+    with pytest.raises(TypeError, match=r'Base.__init__\(\) missing 1 required positional argument'):
+        Base()

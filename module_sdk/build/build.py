@@ -4,13 +4,15 @@
 2. Phase 1: instantiate it and let the interpreter inside import the user's module; every source is
    served by `SourceResolver` and compiled *inside* wasm; the code objects come back and are cached.
 3. Phase 2 (only if phase 1 compiled anything): a fresh instance imports the same modules from the
-   compiled code, so the compiler's garbage is not part of the snapshot (it halves the size).
+   compiled code, so the compiler's garbage is not part of the snapshot (it halves the size).  A CPython 3.11
+   build host compiles the sources itself (`_host_compile`), so phase 1 is then the only pass.
 4. Snapshot memory + globals into the output, retarget the import nothing can call (`UNREACHABLE_IMPORTS`),
    then validate it against the SpacetimeDB ABI.
 """
 
 from __future__ import annotations
 
+import marshal
 import os
 import re
 import struct
@@ -148,6 +150,11 @@ class _BuildHost:
             path = self._code_path(found, source)
             if path.is_file():
                 code = path.read_bytes()
+            else:
+                code = _host_compile(found.origin, source)
+                if code is not None:
+                    _write_atomic(path, code)
+            if code is not None:
                 self.code_cache[name] = code
         head = (b"p" if found.is_package else b"m") if code is not None else (b"P" if found.is_package else b"M")
         return head + found.origin.encode() + b"\0" + (code if code is not None else source)
@@ -157,11 +164,7 @@ class _BuildHost:
         self.say(f"compiling Python inside the module: {self.compiled_here} modules ({name})")
         self.code_cache[name] = code
         found = self.served[name]
-        path = self._code_path(found, found.source())
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(code)
-        tmp.replace(path)
+        _write_atomic(self._code_path(found, found.source()), code)
 
     # -- wasm imports used while building --
     def imports(self) -> dict[tuple[str, str], Callable]:
@@ -198,6 +201,28 @@ class _BuildHost:
             ("spacetime_10.1", "bytes_source_remaining_length"): remaining,
             ("spacetime_10.0", "console_log"): console_log,
         }
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def _host_compile(origin: str, source: bytes) -> bytes | None:
+    """Marshalled code for `source` compiled by this interpreter when it is CPython 3.11, whose bytecode and
+    marshal format the wasm interpreter shares (as for the runtime's frozen modules, build/runtime.py), else
+    None (boot.py then compiles inside wasm and the build needs a second, clean pass).  Same flags as
+    boot.py's `exec_module`.  A source that does not compile is left to boot.py, which reports the error."""
+    if sys.implementation.name != "cpython" or sys.version_info[:2] != (3, 11):
+        return None
+    library = origin.startswith(("<stdlib>", "module_sdk/"))
+    try:
+        code = compile(source, origin, "exec", dont_inherit=True, optimize=2 if library else 0)
+    except (SyntaxError, ValueError):
+        return None
+    return marshal.dumps(code)
 
 
 _snapshotters: dict[str, Snapshotter] = {}

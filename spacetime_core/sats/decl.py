@@ -14,7 +14,9 @@ so do not mutate objects used as dict keys), ordering (lexicographic by
 field, like SATS), ``__repr__``, ``__match_args__``, ``__slots__`` (the class
 is re-created with slots unless ``slots=False`` or it defines ``__slots__``)
 and ``__sats_type__``: a ProductType bound to the class, built lazily on
-first access so annotations may name classes defined later.
+first access so annotations may name classes defined later.  Each method is
+generated on its first call (a class never used at import costs a built
+module's snapshot no code).
 
 ``@sum`` declares a tagged union; each annotation is a variant::
 
@@ -156,9 +158,76 @@ def product(cls=None, *, slots=True):
     return cls
 
 
+_PRODUCT_METHODS = ('__init__', '__eq__', '__ne__', '__hash__', '__lt__', '__le__', '__gt__', '__ge__', '__repr__')
+
+
 def _add_product_methods(cls, names, defaults):
+    """Install the generated methods lazily: each one starts as a stub shared by every class, which generates
+    that method for its class on first call.  A built module's snapshot then holds generated code only for
+    what ran at import (it costs ~8 KB per class; a stub costs a dict entry)."""
     own = cls.__dict__
+    for base in cls.__mro__[1:]:  # a stub finds its class through the MRO: keep one pending class per MRO
+        if base.__dict__.get('__sats_pending__') is not None:
+            _generate(base, _PRODUCT_METHODS)
+    for m in _PRODUCT_METHODS:
+        if m not in own:
+            type.__setattr__(cls, m, _STUBS[m])
+    type.__setattr__(cls, '__sats_pending__', (tuple(names), defaults))
+    if '__match_args__' not in own:
+        type.__setattr__(cls, '__match_args__', tuple(names))
+
+
+def _stub(m):
+    def stub(self, *args, **kwargs):
+        for c in type(self).__mro__:
+            if c.__dict__.get(m) is stub:
+                _generate(c, (m,))
+                return c.__dict__[m](self, *args, **kwargs)
+        raise TypeError(f'{m} of a @product class called on {type(self).__qualname__}')
+    stub.__name__ = stub.__qualname__ = m
+    return stub
+
+
+_STUBS = {m: _stub(m) for m in _PRODUCT_METHODS}
+_CMP = {'__eq__': '==', '__ne__': '!=', '__lt__': '<', '__le__': '<=', '__gt__': '>', '__ge__': '>='}
+
+
+def _generate(cls, methods):
+    """Compile the `methods` of @product class `cls` that are still stubs and install them."""
+    own = cls.__dict__
+    pending = own.get('__sats_pending__')
+    if pending is None:
+        return
+    names, defaults = pending
     ns = {'_MISSING': _MISSING, '_C': cls}
+    tup = '({})'.format(''.join(f'self.{n}, ' for n in names))
+    otup = '({})'.format(''.join(f'other.{n}, ' for n in names))
+    todo = [m for m in methods if own.get(m) is _STUBS[m]]
+    src = []
+    for m in todo:
+        if m == '__init__':
+            src += _init_src(cls, names, defaults, ns)
+        elif m == '__hash__':
+            src += ['def __hash__(self):', f'    return hash({tup})']
+        elif m == '__repr__':
+            rep = ', '.join(f'{n}=%r' for n in names)
+            src += ['def __repr__(self):', f"    return '%s({rep})' % ((self.__class__.__qualname__,) + {tup})"]
+        else:
+            src += [
+                f'def {m}(self, other):',
+                '    if other.__class__ is not self.__class__: return NotImplemented',
+                f'    return {tup} {_CMP[m]} {otup}',
+            ]
+    exec('\n'.join(src) + '\n', ns)
+    for m in todo:
+        f = ns[m]
+        f.__qualname__ = f'{cls.__qualname__}.{m}'
+        type.__setattr__(cls, m, f)
+    if not any(own.get(m) is _STUBS[m] for m in _PRODUCT_METHODS):
+        type.__delattr__(cls, '__sats_pending__')
+
+
+def _init_src(cls, names, defaults, ns):
     args = []
     body = []
     for i, n in enumerate(names):
@@ -179,38 +248,7 @@ def _add_product_methods(cls, names, defaults):
         body.append(f'    self.{n} = {n}')
     if not body:
         body.append('    pass')
-    tup = '({})'.format(''.join(f'self.{n}, ' for n in names))
-    otup = '({})'.format(''.join(f'other.{n}, ' for n in names))
-    src = ['def __init__(self{}):'.format(''.join(', ' + a for a in args))] + body
-    src += [
-        'def __eq__(self, other):',
-        '    if other.__class__ is not self.__class__: return NotImplemented',
-        f'    return {tup} == {otup}',
-        'def __ne__(self, other):',
-        '    if other.__class__ is not self.__class__: return NotImplemented',
-        f'    return {tup} != {otup}',
-        'def __hash__(self):',
-        f'    return hash({tup})',
-    ]
-    for op, sym in (('lt', '<'), ('le', '<='), ('gt', '>'), ('ge', '>=')):
-        src += [
-            f'def __{op}__(self, other):',
-            '    if other.__class__ is not self.__class__: return NotImplemented',
-            f'    return {tup} {sym} {otup}',
-        ]
-    rep = ', '.join(f'{n}=%r' for n in names)
-    src += [
-        'def __repr__(self):',
-        f"    return '%s({rep})' % ((self.__class__.__qualname__,) + {tup})",
-    ]
-    exec('\n'.join(src) + '\n', ns)
-    for m in ('__init__', '__eq__', '__ne__', '__hash__', '__lt__', '__le__', '__gt__', '__ge__', '__repr__'):
-        if m not in own:
-            f = ns[m]
-            f.__qualname__ = f'{cls.__qualname__}.{m}'
-            type.__setattr__(cls, m, f)
-    if '__match_args__' not in own:
-        type.__setattr__(cls, '__match_args__', tuple(names))
+    return ['def __init__(self{}):'.format(''.join(', ' + a for a in args))] + body
 
 
 # ---------------------------------------------------------------------------
