@@ -217,7 +217,7 @@ def _host_compile(origin: str, source: bytes) -> bytes | None:
     boot.py's `exec_module`.  A source that does not compile is left to boot.py, which reports the error."""
     if sys.implementation.name != "cpython" or sys.version_info[:2] != (3, 11):
         return None
-    library = origin.startswith(("<stdlib>", "module_sdk/"))
+    library = origin.startswith(("<stdlib>", "module_sdk/", "spacetime_core/"))
     try:
         code = compile(source, origin, "exec", dont_inherit=True, optimize=2 if library else 0)
     except (SyntaxError, ValueError):
