@@ -93,6 +93,8 @@ class Catalog:
         self.tables: dict[str, TableInfo] = {}
         for t in db.mdef.tables:
             self.tables[t.name] = TableInfo(db, t)
+        for t in db.mdef.tables:  # upstream's SQL also finds a table by its source name (before case conversion)
+            self.tables.setdefault(t.source_name, self.tables[t.name])
         self.views: dict[str, object] = {}  # name -> ViewInfo (views.py), built on first use
         self._view_defs = {v.name: v for v in getattr(db.mdef, "views", ())}
         self.rls_sql: dict[str, list[str]] = {}
