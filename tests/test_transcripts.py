@@ -26,7 +26,6 @@ _SCHEMA = "schema v*"
 KNOWN = [
     Deviation("*", _SCHEMA, ".body", "module-def JSON: index algorithm shape, generated constraint/index/sequence "
               "names, type names and table order differ (see docs/compatibility.md)"),
-    Deviation("*", "logs", ".body_lines", "host log lines (table creation, failed calls) differ in wording/count"),
     Deviation("*", "sql bad query", ".body", "SQL parser error wording differs"),
     Deviation("*", "A call #* raw args *", ".received.*.InternalError", "BSATN decode error wording differs"),
     Deviation("*", "call bad args*", ".body", "JSON argument error wording differs (serde's vs ours)"),

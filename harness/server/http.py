@@ -355,6 +355,9 @@ async def call(request: web.Request) -> web.Response:
     if rdef is None:
         proc = next((p for p in mdef.procedures if fn in (p.name, p.source_name)), None)
         if proc is None:
+            for kind in ("reducer", "procedure"):  # upstream tries both, and logs both
+                db.log_system(f'External attempt to call nonexistent {kind} "{fn}" failed. Have you run '
+                              "`spacetime generate` recently?", fn)
             return text_response("No such procedure", 404)
         return await _call_procedure(request, db, proc, body, caller, jwt_payload)
     if rdef.lifecycle:
@@ -365,6 +368,7 @@ async def call(request: web.Request) -> web.Response:
     try:
         args = _decode_args(body, rdef.params, mdef.typespace)
     except (ValueError, SatsJsonError) as e:
+        db.log_system(_BAD_ARGS_LOG.format(rdef.name), rdef.name)
         return text_response(f"invalid arguments for reducer {rdef.name}: {e}", 400)
 
     def run():
@@ -384,6 +388,10 @@ async def call(request: web.Request) -> web.Response:
     if out.committed:
         return text_response("", 200, headers)  # upstream: an empty text/plain body
     return text_response(out.error or "the reducer failed", 530, headers)
+
+
+_BAD_ARGS_LOG = ('External attempt to call reducer "{}" failed, invalid arguments.\n'
+                 "This is likely due to a mismatched client schema, have you run `spacetime generate` recently?")
 
 
 def _decode_args(body: bytes, params, typespace) -> bytes:

@@ -289,6 +289,8 @@ class SubscriptionManager:
         problem = None
         if rdef is None:
             problem = "no such reducer"  # upstream's words
+            db.log_system(f'External attempt to call nonexistent reducer "{reducer}" failed. Have you run '
+                          "`spacetime generate` recently?", reducer)
         elif rdef.lifecycle is not None:
             problem = f"can't directly call special {rdef.lifecycle} lifecycle reducer `{rdef.name}`"
         elif not rdef.client_callable and client.identity != self.db.owner:  # as /call
@@ -298,6 +300,9 @@ class SubscriptionManager:
                 decode(rdef.params, bytes(args), db.mdef.typespace)
             except Exception as e:  # noqa: BLE001 - BsatnError and friends
                 problem = f"invalid arguments for reducer {rdef.name}: {e}"
+                db.log_system(f'External attempt to call reducer "{rdef.name}" failed, invalid arguments.\n'
+                              "This is likely due to a mismatched client schema, have you run "
+                              "`spacetime generate` recently?", rdef.name)
         if problem is not None:
             now = Timestamp(int(time.time() * 1e6))
             client.push(encode_server(ReducerResult(request_id, now, ReducerOutcome.InternalError(problem))))
