@@ -29,8 +29,6 @@ KNOWN = [
     Deviation("*", "sql bad query", ".body", "SQL parser error wording differs"),
     Deviation("*", "A call #* raw args *", ".received.*.InternalError", "BSATN decode error wording differs"),
     Deviation("*", "call bad args*", ".body", "JSON argument error wording differs (serde's vs ours)"),
-    Deviation("quickstart", "sql insert (owner)", ".body", "the real server rejects `0x00` as an Identity (it needs 64 "
-              "hex digits); ours zero-pads it and rejects the Timestamp literal instead"),
     # sdk_test: its module def asks for snake_case conversion, under which upstream also renames enum variants to
     # camelCase in the typespace (`One` -> `one`, `Str` -> `str`); we keep the source names
     *(Deviation("sdk_test", step, path, "enum variants are not case-converted (camelCase) in our typespace")

@@ -166,7 +166,8 @@ def _fixed_hex(text: str, n: int) -> bytes:
 def parse_literal(lit: Lit, ty, *, dml: bool = False):
     """The value of `lit` as type `ty`, or SqlError "The literal expression `…` cannot be parsed as type `…`"."""
     k, text = lit.kind, lit.text
-    bad = SqlError(f"The literal expression `{text}` cannot be parsed as type `{fmt_type(ty)}`")
+    shown = text[2:] if k == "hex" and text[:2] in ("0x", "0X") else text  # upstream shows the digits only
+    bad = SqlError(f"The literal expression `{shown}` cannot be parsed as type `{fmt_type(ty)}`")
     try:
         if ty.is_integer():
             if k != "num":
@@ -201,12 +202,12 @@ def parse_literal(lit: Lit, ty, *, dml: bool = False):
             if k == "hex" or (k == "str" and not dml):
                 return _hex_bytes(text)
             raise bad
-        if ty.is_identity():
-            if k == "hex" or (k == "str" and not dml):
+        if ty.is_identity():  # a hex literal needs every digit, as upstream's Identity::from_hex
+            if (k == "hex" and len(shown) == 64) or (k == "str" and not dml):
                 return Identity.from_bytes(_fixed_hex(text, 32))
             raise bad
         if ty.is_connection_id():
-            if k == "hex" or (k == "str" and not dml):
+            if (k == "hex" and len(shown) == 32) or (k == "str" and not dml):
                 return ConnectionId.from_bytes(_fixed_hex(text, 16))
             raise bad
         if ty.is_timestamp():
