@@ -144,6 +144,11 @@ class ModuleDef:
                 return r
         raise KeyError(name)
 
+    def client_reducer(self, name: str) -> ReducerDef | None:
+        """The reducer a client calls as ``name``: by canonical name only (upstream answers "no such reducer" to
+        a source name that case conversion changed)."""
+        return next((r for r in self.reducers if r.name == name), None)
+
     def lifecycle(self, event: str) -> ReducerDef | None:
         return next((r for r in self.reducers if r.lifecycle == event), None)
 

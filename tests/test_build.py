@@ -145,7 +145,8 @@ def test_runtime_error_traceback_starts_and_ends_in_user_code(tmp_path):
     db = Database.create(build(src, tmp_path / "x.wasm").output.read_bytes(), owner=owner)
     out = db.call_reducer("put", [3_000_000_000], sender=owner)
     assert not out.committed and "out of range" in out.error
-    rec = db.logs()[-1]
+    *_, rec, host = db.logs()  # the module's traceback, then the host's Error line with the message (upstream's)
+    assert host.filename == "__spacetimedb__" and host.function == "put" and "out of range" in host.message
     assert rec.filename == "over.py" and rec.line == 11
     lines = rec.message.splitlines()
     assert lines[1:] == ["Traceback (most recent call last):", '  File "over.py", line 11, in put',

@@ -343,7 +343,7 @@ def test_several_query_sets_and_tables(server, fresh):
         a = await connect(server, name)
         await a.send(Subscribe(1, 1, ["SELECT * FROM person", "SELECT * FROM note"]))
         m = await a.recv()
-        assert [t.table for t in m.rows.tables] == ["person", "note"]
+        assert m.rows.tables == []  # as upstream: only tables that have rows are listed, and none has yet
         await a.send(Subscribe(2, 2, ["SELECT * FROM person"]))
         await a.recv()
         b = await connect(server, name)
@@ -467,7 +467,7 @@ def test_event_table_rows(server, fresh):
         b = await connect(server, name)
         await b.send(Subscribe(0, 0, ["SELECT * FROM chirp"]))
         m = await b.recv()
-        assert rows_of(m.rows.tables[0]) == []
+        assert m.rows.tables == []  # an event table has no rows to start with
         await a.call(1, "chirp", bsatn_str("tweet"))
         await a.recv()
         m = await b.recv()

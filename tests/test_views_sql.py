@@ -266,9 +266,8 @@ def test_ws_subscription_to_a_view_gets_rows_and_updates(app):
             await c.send(Subscribe(2, 7, ["SELECT * FROM my_items"]))
             m = await c.recv()
             assert isinstance(m, SubscribeApplied), m
-            [t] = m.rows.tables
-            assert t.table == "my_items"
-            c.initial = [_row_name(bytes(r)) for r in t.rows.rows()]
+            assert [t.table for t in m.rows.tables] in (["my_items"], [])  # a table without rows is left out
+            c.initial = [_row_name(bytes(r)) for t in m.rows.tables for r in t.rows.rows()]
         assert ca.initial == ["grape"] and cb.initial == []
         # b's reducer changes only b's view: a gets nothing for it, b gets a TransactionUpdate for my_items
         await cb.send(CallReducer(3, 0, "add", bsatn_str("pear")))

@@ -67,6 +67,9 @@ SNAPSHOT_FORMAT = 1
 MAX_IMMEDIATE_CHAIN = 1000  # schedule_immediate calls run after one call, at most (the rest wait)
 
 
+#: target/filename/function of the lines the host itself writes to a module log (upstream's name)
+SYSTEM_LOG_NAME = "__spacetimedb__"
+
 class ModuleLoadError(RuntimeError):
     """The wasm could not be loaded as a SpacetimeDB module; the message says why."""
 
@@ -620,6 +623,7 @@ class Database:
                 out = ReducerOutcome(rdef.name, "trapped", message, duration_us=_us(t0), timestamp=ts,
                                      trap_kind=trap.kind)
             elif status != "committed":
+                self.log_system(message or "the reducer failed", rdef.name)  # as upstream: one Error line
                 out = ReducerOutcome(rdef.name, "failed", message, duration_us=_us(t0), timestamp=ts)
             else:
                 if before_commit is not None:
@@ -885,6 +889,12 @@ class Database:
         """Fire scheduled reducers from a background thread (the server does this; tests may call
         `scheduler.run_due(now)` instead)."""
         self.scheduler.start()
+
+    def log_system(self, message: str, function: str = SYSTEM_LOG_NAME, level: int = 0) -> None:
+        """A line in the module's log written by the host, the way upstream writes them (target and filename
+        ``__spacetimedb__``, ``function`` the reducer concerned); level 0 is Error, 2 Info."""
+        self._emit_log(LogRecord(level, SYSTEM_LOG_NAME, SYSTEM_LOG_NAME, None, message, int(time.time() * 1e6),
+                                 function))
 
     def _host_log(self, message: str, level: int = 0) -> None:
         self._emit_log(LogRecord(level, "host", None, None, message, int(time.time() * 1e6)))

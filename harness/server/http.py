@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from aiohttp import web
-from blake3 import blake3
+from Crypto.Hash import keccak
 
 from harness.limits import LIMITS
 from spacetime_core.sats import ConnectionId, Identity, decode, encode
@@ -294,7 +294,8 @@ async def database_info(request: web.Request) -> web.Response:
         "database_identity": {"__identity__": "0x" + entry.hex},
         "owner_identity": {"__identity__": "0x" + entry.owner.to_hex()},
         "host_type": {"Wasm": []},
-        "initial_program": _hex0x(blake3(program).digest()),
+        # upstream: the Keccak-256 of the program, shown as a u256 (so byte-reversed)
+        "initial_program": _hex0x(keccak.new(digest_bits=256, data=program).digest()[::-1]),
     })
 
 
@@ -348,20 +349,20 @@ async def call(request: web.Request) -> web.Response:
     if ctype is None:
         return text_response("Missing `Content-Type: application/json` header", 400)
     if ctype.split(";")[0].strip().lower() != "application/json":
-        return text_response(f"Expected request with `Content-Type: application/json`, got {ctype!r}", 415)
+        return text_response("Expected request with `Content-Type: application/json`", 415)
     body = await read_body(request)
     entry = _lookup(request)
     db = entry.database()
     claims = _caller(request)
     caller, jwt_payload = claims.identity, payload_text(claims.token)
     mdef = db.mdef
-    try:
-        rdef = mdef.reducer(fn)
-    except KeyError:
-        rdef = None
+    rdef = mdef.client_reducer(fn)
     if rdef is None:
         proc = next((p for p in mdef.procedures if fn in (p.name, p.source_name)), None)
         if proc is None:
+            for kind in ("reducer", "procedure"):  # upstream tries both, and logs both
+                db.log_system(f'External attempt to call nonexistent {kind} "{fn}" failed. Have you run '
+                              "`spacetime generate` recently?", fn)
             return text_response("No such procedure", 404)
         return await _call_procedure(request, db, proc, body, caller, jwt_payload)
     if rdef.lifecycle:
@@ -372,6 +373,7 @@ async def call(request: web.Request) -> web.Response:
     try:
         args = _decode_args(body, rdef.params, mdef.typespace)
     except (ValueError, SatsJsonError) as e:
+        db.log_system(_BAD_ARGS_LOG.format(rdef.name), rdef.name)
         return text_response(f"invalid arguments for reducer {rdef.name}: {e}", 400)
 
     def run():
@@ -389,8 +391,12 @@ async def call(request: web.Request) -> web.Response:
         return text_response(out.error or "the module refused the connection", 403)
     headers = _timing_headers(out.duration_us)
     if out.committed:
-        return web.Response(status=200, headers=headers)
+        return text_response("", 200, headers)  # upstream: an empty text/plain body
     return text_response(out.error or "the reducer failed", 530, headers)
+
+
+_BAD_ARGS_LOG = ('External attempt to call reducer "{}" failed, invalid arguments.\n'
+                 "This is likely due to a mismatched client schema, have you run `spacetime generate` recently?")
 
 
 def _decode_args(body: bytes, params, typespace) -> bytes:
@@ -520,6 +526,18 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
+def _inline_refs(obj: Any, ts, depth: int = 0) -> Any:
+    """A SATS-JSON type with every ``{"Ref": n}`` replaced by the typespace entry, as upstream's /sql schema
+    shows column types (a recursive type keeps its Ref past a depth a real row type never reaches)."""
+    if isinstance(obj, dict):
+        if set(obj) == {"Ref"} and ts is not None and depth < 32 and 0 <= obj["Ref"] < len(ts.types):
+            return _inline_refs(type_to_json(ts.types[obj["Ref"]]), ts, depth + 1)
+        return {k: _inline_refs(v, ts, depth) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_inline_refs(v, ts, depth) for v in obj]
+    return obj
+
+
 def _sql_body(results, ts, text: str, duration: float) -> bytes:
     """The JSON array of statement results, rendered row by row so its size is known (and capped) as it grows."""
     limit = LIMITS.sql_result_bytes
@@ -533,7 +551,8 @@ def _sql_body(results, ts, text: str, duration: float) -> bytes:
             if size > limit:
                 raise BodyTooLarge(limit, "sql_result_bytes")
             rows.append(item)
-        schema = {"elements": [{"name": {"some": n}, "algebraic_type": type_to_json(t)} for n, t in r.columns]}
+        schema = {"elements": [{"name": {"some": n}, "algebraic_type": _inline_refs(type_to_json(t), ts)}
+                               for n, t in r.columns]}
         stats = dict(getattr(r, "stats", None) or _stats(text, r.affected))
         parts.append(f'{{"schema":{_dumps(schema)},"rows":[{",".join(rows)}],'
                      f'"total_duration_micros":{int(getattr(r, "duration_us", duration))},"stats":{_dumps(stats)}}}')
@@ -547,8 +566,11 @@ def _sql_body(results, ts, text: str, duration: float) -> bytes:
 
 async def schema(request: web.Request) -> web.Response:
     version = request.query.get("version")
+    if version is None:  # upstream's (serde's) words
+        return text_response("Failed to deserialize query string: missing field `version`", 400)
     if version not in ("9", "10"):
-        return text_response("the `version` query parameter is required: 9 or 10", 400)
+        return text_response(f"Failed to deserialize query string: unknown variant `{version}`, "
+                             "expected `9` or `10`", 400)
     db = _lookup(request).database()
     return json_response(schema_json(db.mdef, int(version)))
 
@@ -556,8 +578,8 @@ async def schema(request: web.Request) -> web.Response:
 async def logs(request: web.Request) -> web.StreamResponse:
     entry = _lookup(request)
     if entry.owner != _caller(request).identity:
-        return text_response(f"Identity {_caller(request).identity.to_hex()} is not authorized to read the logs "
-                             f"of database {entry.hex}", 403)
+        return text_response(f"{_caller(request).identity.to_hex()} is not authorized to perform action on "
+                             f"database {entry.hex}: view module logs", 403)  # upstream's words
     raw_n = request.query.get("num_lines")
     try:
         num_lines = int(raw_n) if raw_n not in (None, "") else None

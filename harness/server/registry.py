@@ -79,6 +79,22 @@ def check_name(name: str) -> None:
                                  "and single hyphens, starting and ending with a letter or digit)")
 
 
+def _creation_log(logs: LogStore, db, init_lines: list) -> None:
+    """What upstream logs when it creates a database: each table (sorted by name), each view, each row-level
+    security filter, then the `init` reducer's own lines, then "Database initialized"."""
+    for t in sorted(db.mdef.tables, key=lambda t: t.name):
+        logs.system(f"Creating table `{t.name}`")
+    for v in sorted(getattr(db.mdef, "views", ()), key=lambda v: v.name):
+        logs.system(f"Creating table for view `{v.name}`")
+    for sql in db.mdef.row_level_security:
+        logs.system(f"Creating row level security `{sql}`")
+    if db.mdef.lifecycle("init") is not None:
+        logs.system("Invoking `init` reducer")
+    for rec in init_lines:
+        logs.record(rec)
+    logs.system("Database initialized")
+
+
 class LogStore:
     """A database's log lines (NDJSON text as `GET /logs` sends it), appended to a file and fanned out."""
 
@@ -353,8 +369,10 @@ class Registry:
             shutil.rmtree(d, ignore_errors=True)
             log_path.unlink(missing_ok=True)
 
+        held: list = []  # the init reducer's lines, written after upstream's "Creating table" lines
+        sink = [held.append]
         try:
-            db = Database.create(wasm, owner=owner, identity=identity, data_dir=d, on_log=logs.record,
+            db = Database.create(wasm, owner=owner, identity=identity, data_dir=d, on_log=lambda r: sink[0](r),
                                  durability=self.durability)
         except ModuleLoadError as e:
             discard()
@@ -374,7 +392,8 @@ class Registry:
             db.close()
             discard()
             raise RegistryError(409, f"`{name or h}` was claimed by another database while this one was created")
-        logs.system(f"Database {h} created")
+        _creation_log(logs, db, held)
+        sink[0] = logs.record
         if self.start_schedulers:
             db.start_scheduler()
         self._emit("created", entry)

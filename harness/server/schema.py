@@ -36,7 +36,7 @@ def raw_def_json(raw: bytes) -> tuple[int, dict]:
 def _table_common(mdef: ModuleDef, t):
     cols = t.column_names
     indexes = [{"algorithm": ({"Direct": {"column": ix.columns[0]}} if ix.algo == "direct"
-                              else {_ALGO_NAMES[ix.algo]: {"columns": list(ix.columns)}}),
+                              else {_ALGO_NAMES[ix.algo]: list(ix.columns)}),  # upstream: {"BTree": [0]}
                 "name": ix.name, "accessor_name": ix.accessor} for ix in t.indexes]
     constraints = [f"{t.name}_{'_'.join(cols[c] for c in u)}_key" for u in t.unique]
     sequences = [(f"{t.name}_{cols[s.column]}_seq", s) for s in t.sequences]
@@ -50,7 +50,7 @@ def _seq_json(name_key, name, s):
 
 def v9_from_module_def(mdef: ModuleDef) -> dict:
     tables = []
-    for t in mdef.tables:
+    for t in sorted(mdef.tables, key=lambda t: t.name):  # upstream lists tables and types by name
         indexes, constraints, sequences = _table_common(mdef, t)
         tables.append({
             "name": t.name, "product_type_ref": t.row_ref,
@@ -68,7 +68,7 @@ def v9_from_module_def(mdef: ModuleDef) -> dict:
                  "lifecycle": some(None if r.lifecycle is None else {_LIFECYCLE_BY_EVENT[r.lifecycle]: UNIT})}
                 for r in mdef.reducers]
     types = [{"name": {"scope": list(t.scope), "name": t.name}, "ty": t.ref, "custom_ordering": True}
-             for t in mdef.types]
+             for t in sorted(mdef.types, key=lambda t: (list(t.scope), t.name))]
     misc: list = []
     for t in mdef.tables:
         for col, value in sorted(t.default_values.items()):
@@ -127,11 +127,24 @@ def v10_from_module_def(mdef: ModuleDef) -> dict:
     return {"sections": sections}
 
 
+def _column_lists(obj):
+    """Index algorithms as upstream writes them: ``{"BTree": [0]}``, not ``{"BTree": {"columns": [0]}}``."""
+    if isinstance(obj, dict):
+        if len(obj) == 1:
+            (k, v), = obj.items()
+            if k in ("BTree", "Hash") and isinstance(v, dict) and set(v) == {"columns"}:
+                return {k: v["columns"]}
+        return {k: _column_lists(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_column_lists(v) for v in obj]
+    return obj
+
+
 def schema_json(mdef: ModuleDef, version: int) -> dict:
     """The module def as `GET /schema?version=` returns it."""
     own, raw = raw_def_json(mdef.raw) if mdef.raw else (None, None)
     if own == version:
-        return raw
+        return _column_lists(raw)
     return v10_from_module_def(mdef) if version == 10 else v9_from_module_def(mdef)
 
 

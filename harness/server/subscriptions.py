@@ -224,6 +224,7 @@ class SubscriptionManager:
                 client.push(encode_server(SubscriptionError(request_id, query_set_id, refused)))
                 return
             entries: list[_PlanEntry] = []
+            sql = None
             try:
                 seen: set[str] = set()
                 for sql in query_strings:
@@ -235,14 +236,15 @@ class SubscriptionManager:
                         self._drop(e)
                         continue
                     entries.append(e)
-                tables = []
+                sql = None
                 with self.db.datastore.read() as r:
-                    for e in entries:
-                        tables.append(SingleTableRows(e.table_name, row_list(list(e.plan.initial(r)))))
+                    tables = _nonempty([SingleTableRows(e.table_name, row_list(list(e.plan.initial(r))))
+                                        for e in entries])
             except Exception as e:  # noqa: BLE001 - parse/type/plan errors are reported, not fatal
                 for x in entries:
                     self._drop(x)
-                client.push(encode_server(SubscriptionError(request_id, query_set_id, _error_text(e))))
+                text = _error_text(e) if sql is None else f"{_error_text(e)}, executing: `{sql}`"  # as upstream
+                client.push(encode_server(SubscriptionError(request_id, query_set_id, text)))
                 return
             st.sets[query_set_id] = _QuerySet(query_set_id, entries)
             client.push(encode_server(SubscribeApplied(request_id, query_set_id, QueryRows(tables))))
@@ -252,15 +254,18 @@ class SubscriptionManager:
             st = self._state(client)
             qs = st.sets.get(query_set_id)
             if qs is None:
-                client.push(encode_server(SubscriptionError(request_id, query_set_id,
-                                                            f"no query set {query_set_id} is subscribed")))
+                # upstream's text shows its subscription key: ((identity, connection id), query set id)
+                text = (f"Subscription not found: ((Identity({client.identity.to_hex()}), "
+                        f"ConnectionId({client.connection_id.to_u128():032x})), QuerySetId {{ id: {query_set_id} }})")
+                client.push(encode_server(SubscriptionError(request_id, query_set_id, text)))
                 return
             rows = None
             if send_dropped_rows:
                 try:
                     with self.db.datastore.read() as r:
-                        rows = QueryRows([SingleTableRows(e.table_name, row_list(list(e.plan.initial(r))))
-                                          for e in qs.plans])
+                        rows = QueryRows(_nonempty([SingleTableRows(e.table_name,
+                                                                    row_list(list(e.plan.initial(r))))
+                                                    for e in qs.plans]))
                 except Exception as e:  # noqa: BLE001
                     log.exception("evaluating dropped rows failed")
                     rows = QueryRows([])
@@ -286,22 +291,24 @@ class SubscriptionManager:
         """Run a reducer for ``client``: it gets one ``ReducerResult``; other affected subscribers get a
         ``TransactionUpdate`` from the commit hook."""
         db = self.db
-        try:
-            rdef = db.mdef.reducer(reducer)
-        except KeyError:
-            rdef = None
+        rdef = db.mdef.client_reducer(reducer)
         problem = None
         if rdef is None:
-            problem = f"no such reducer: `{reducer}`"
+            problem = "no such reducer"  # upstream's words
+            db.log_system(f'External attempt to call nonexistent reducer "{reducer}" failed. Have you run '
+                          "`spacetime generate` recently?", reducer)
         elif rdef.lifecycle is not None:
             problem = f"can't directly call special {rdef.lifecycle} lifecycle reducer `{rdef.name}`"
-        elif not rdef.client_callable:
+        elif not rdef.client_callable and client.identity != self.db.owner:  # as /call
             problem = f"reducer `{rdef.name}` is not callable by clients"
         else:
             try:
                 decode(rdef.params, bytes(args), db.mdef.typespace)
             except Exception as e:  # noqa: BLE001 - BsatnError and friends
                 problem = f"invalid arguments for reducer {rdef.name}: {e}"
+                db.log_system(f'External attempt to call reducer "{rdef.name}" failed, invalid arguments.\n'
+                              "This is likely due to a mismatched client schema, have you run "
+                              "`spacetime generate` recently?", rdef.name)
         if problem is not None:
             now = Timestamp(int(time.time() * 1e6))
             client.push(encode_server(ReducerResult(request_id, now, ReducerOutcome.InternalError(problem))))
@@ -503,6 +510,11 @@ def _may_touch(plan, txdata, changed: set[str]) -> bool:
     if isinstance(reads, (set, frozenset)):
         return bool(reads & changed)
     return True
+
+
+def _nonempty(tables: list) -> list:
+    """Upstream builds these answers from a database update, which lists only tables that have rows."""
+    return [t for t in tables if len(t.rows)]
 
 
 def _error_text(e: BaseException) -> str:

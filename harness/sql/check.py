@@ -93,6 +93,8 @@ class Catalog:
         self.tables: dict[str, TableInfo] = {}
         for t in db.mdef.tables:
             self.tables[t.name] = TableInfo(db, t)
+        for t in db.mdef.tables:  # upstream's SQL also finds a table by its source name (before case conversion)
+            self.tables.setdefault(t.source_name, self.tables[t.name])
         self.views: dict[str, object] = {}  # name -> ViewInfo (views.py), built on first use
         self._view_defs = {v.name: v for v in getattr(db.mdef, "views", ())}
         self.rls_sql: dict[str, list[str]] = {}
@@ -164,7 +166,8 @@ def _fixed_hex(text: str, n: int) -> bytes:
 def parse_literal(lit: Lit, ty, *, dml: bool = False):
     """The value of `lit` as type `ty`, or SqlError "The literal expression `…` cannot be parsed as type `…`"."""
     k, text = lit.kind, lit.text
-    bad = SqlError(f"The literal expression `{text}` cannot be parsed as type `{fmt_type(ty)}`")
+    shown = text[2:] if k == "hex" and text[:2] in ("0x", "0X") else text  # upstream shows the digits only
+    bad = SqlError(f"The literal expression `{shown}` cannot be parsed as type `{fmt_type(ty)}`")
     try:
         if ty.is_integer():
             if k != "num":
@@ -199,12 +202,12 @@ def parse_literal(lit: Lit, ty, *, dml: bool = False):
             if k == "hex" or (k == "str" and not dml):
                 return _hex_bytes(text)
             raise bad
-        if ty.is_identity():
-            if k == "hex" or (k == "str" and not dml):
+        if ty.is_identity():  # a hex literal needs every digit, as upstream's Identity::from_hex
+            if (k == "hex" and len(shown) == 64) or (k == "str" and not dml):
                 return Identity.from_bytes(_fixed_hex(text, 32))
             raise bad
         if ty.is_connection_id():
-            if k == "hex" or (k == "str" and not dml):
+            if (k == "hex" and len(shown) == 32) or (k == "str" and not dml):
                 return ConnectionId.from_bytes(_fixed_hex(text, 16))
             raise bad
         if ty.is_timestamp():

@@ -1,0 +1,83 @@
+"""Differential transcripts (issue 9): replay the scenarios recorded against the real SpacetimeDB server
+(tests/data/transcripts, made by ``python -m tests.transcripts.capture``) against ``spacetime-py start`` and
+compare the normalised answers step by step.
+
+Every difference is a failure with a diff, except the known deviations listed in KNOWN (each also described in
+docs/compatibility.md, "Differences found by transcripts"); a known deviation that no longer occurs fails too, so
+the list shrinks as the server is fixed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.hostile import Server
+from tests.transcripts.capture import build_modules, capture
+from tests.transcripts.compare import Deviation, compare
+from tests.transcripts.scenarios import SCENARIOS
+
+DATA = Path(__file__).parent / "data" / "transcripts"
+
+KNOWN = [
+    Deviation("*", "schema v10", ".body.sections", "upstream re-exports its validated def (generated constraint and "
+              "sequence names, a full ExplicitNames section, its own order); we return the module's own V10 def"),
+    Deviation("sdk_test", "schema v9", ".body.typespace", "enum variants are not case-converted (camelCase) in our "
+              "typespace"),
+    Deviation("*", "sql bad query", ".body", "SQL parser error wording differs"),
+    Deviation("*", "A call #* raw args *", ".received.*.InternalError", "BSATN decode error wording differs"),
+    Deviation("*", "call bad args*", ".body", "JSON argument error wording differs (serde's vs ours)"),
+    # sdk_test: its module def asks for snake_case conversion, under which upstream also renames enum variants to
+    # camelCase in the typespace (`One` -> `one`, `Str` -> `str`); we keep the source names
+    *(Deviation("sdk_test", step, path, "enum variants are not case-converted (camelCase) in our typespace")
+      for step, path in [
+          ("A call #1* insert_one_*enum*", ".received.A[0].ReducerResult.result.Ok.transaction_update"
+           ".TransactionUpdate.query_sets[0].tables[0].rows[0].PersistentTable.inserts[0].e.*"),
+          ("A unsubscribe #31 query set 1", ".received.A[0].UnsubscribeApplied.rows.tables[*].rows[*].e.*"),
+          ("sql one_enum_with_payload", ".body[0].schema.elements[0].algebraic_type.Sum.variants[*].name.some"),
+      ]),
+    Deviation("http_api", "route *", ".headers.content-type", "module HTTP responses without a content-type: the "
+              "real server sends none, ours application/octet-stream"),
+]
+
+
+@pytest.fixture(scope="module")
+def wasms(tmp_path_factory):
+    return build_modules(list(SCENARIOS), tmp_path_factory.mktemp("transcript-wasm"))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = Server(tmp_path_factory.mktemp("transcripts") / "data")
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.parametrize("module", list(SCENARIOS))
+def test_transcript_matches_real_server(module, wasms, server):
+    recorded = json.loads((DATA / f"{module}.json").read_text())
+    assert recorded["server_version"].startswith("SpacetimeDB standalone v2.8.3")
+    ours = asyncio.run(capture(f"http://127.0.0.1:{server.port}", module, wasms[module]))
+    known = [d for d in KNOWN if d.module in ("*", module)]
+    problems, used = compare(module, recorded["steps"], ours, known)
+    assert not problems, f"{module}: our server answers differently from the real one:\n\n" + "\n\n".join(problems)
+    specific = {d for d in known if d.module == module}
+    assert specific <= used, f"known deviations that no longer occur (remove them): {specific - used}"
+
+
+@pytest.mark.parametrize("module", list(SCENARIOS))
+def test_codegen_reads_the_real_servers_schema(module, wasms):
+    """`spacetime-py generate` from a real server's `/schema?version=10` gives the same bindings as from the wasm
+    (the real server writes index algorithms as `{"BTree": [0]}`)."""
+    from client_sdk.codegen import generate_python, module_def_from_schema_json, module_def_from_wasm
+
+    recorded = json.loads((DATA / f"{module}.json").read_text())
+    [v10] = [s["body"] for s in recorded["steps"] if s["step"] == "schema v10"]
+    real, ours = generate_python(module_def_from_schema_json(v10)), generate_python(module_def_from_wasm(wasms[module]))
+    if module == "sdk_test":  # known deviation: upstream camelCases enum variants (`one`), our typespace keeps `One`
+        assert "    one: None" in real["types.py"] and "    One: None" in ours["types.py"]
+        real.pop("types.py"), ours.pop("types.py")
+    assert real == ours
