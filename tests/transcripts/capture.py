@@ -6,7 +6,7 @@ ours to compare:
 
 For each module in ``scenarios.SCENARIOS`` it builds the module, creates two identities, publishes it under a
 fresh name, runs the steps (HTTP requests and v2 BSATN WebSocket clients) and writes ``<module>.json``: every
-answer decoded to JSON (WebSocket messages through ``client_sdk.protocol``, rows through the module's schema)
+answer decoded to JSON (WebSocket messages through ``spacetime_core.protocol``, rows through the module's schema)
 plus the raw frames in hex.  Nondeterministic values (identities, connection ids, tokens, timestamps, durations,
 energy, the database name) are replaced by placeholders numbered by first appearance, so two equal ids in one
 transcript stay equal and the transcript can be compared with one from another server.
@@ -27,7 +27,7 @@ from typing import Any
 
 import aiohttp
 
-from client_sdk.protocol import (
+from spacetime_core.protocol import (
     V2_BSATN,
     CallReducer,
     OneOffQuery,
@@ -38,15 +38,15 @@ from client_sdk.protocol import (
     decode_server_frame,
     encode_client,
 )
-from module_sdk.sats import ConnectionId, Err, Identity, Ok, TimeDuration, Timestamp, decode, encode
-from module_sdk.sats.satsjson import (
+from spacetime_core.sats import ConnectionId, Err, Identity, Ok, TimeDuration, Timestamp, decode, encode
+from spacetime_core.sats.satsjson import (
     product_type_from_json,
     type_from_json,
     typed_value_to_json,
     typespace_from_json,
     value_from_json,
 )
-from module_sdk.sats.types import TAG_PRODUCT, TAG_SUM, ArrayType, RefType
+from spacetime_core.sats.types import TAG_PRODUCT, TAG_SUM, ArrayType, RefType
 
 from .scenarios import SCENARIOS
 
