@@ -118,7 +118,9 @@ def test_single_file_modules_in_one_folder_get_their_own_output_and_progress_is_
     rb = build(b)
     assert ra.output == tmp_path / "target" / "alpha.wasm" and rb.output == tmp_path / "target" / "beta.wasm"
     assert ra.output.read_bytes() != rb.output.read_bytes()
-    assert any(s.startswith("compiling Python inside the module: 1 modules (alpha)") for s in steps), steps
+    # a CPython 3.11 build host compiles the sources itself; elsewhere they are compiled inside the module
+    reported = ("importing alpha inside the module", "compiling Python inside the module: 1 modules (alpha)")
+    assert any(s.startswith(reported) for s in steps), steps
     assert steps[-1] == "validating"
     write(tmp_path, "pkg/__init__.py", "import module_sdk\n")
     assert build(tmp_path / "pkg").output == tmp_path / "pkg" / "target" / "module.wasm"

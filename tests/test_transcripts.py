@@ -72,7 +72,8 @@ def test_transcript_matches_real_server(module, wasms, server):
 def test_codegen_reads_the_real_servers_schema(module, wasms):
     """`spacetime-py generate` from a real server's `/schema?version=10` gives the same bindings as from the wasm
     (the real server writes index algorithms as `{"BTree": [0]}`)."""
-    from client_sdk.codegen import generate_python, module_def_from_schema_json, module_def_from_wasm
+    from client_sdk.codegen import generate_python, module_def_from_schema_json
+    from harness.host.describe import module_def_from_wasm
 
     recorded = json.loads((DATA / f"{module}.json").read_text())
     [v10] = [s["body"] for s in recorded["steps"] if s["step"] == "schema v10"]
