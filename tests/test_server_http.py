@@ -510,6 +510,9 @@ def test_schema(server, owner, people):
     assert tables["secret"]["table_access"] == {"Private": []}
     assert tables["person"]["primary_key"] == [0]
     assert tables["person"]["sequences"][0]["increment"] == 1
+    # Upstream's single-field struct variants are SATS newtypes: the real CLI (`call`, `describe`) refuses
+    # `{"BTree": {"columns": [0]}}` with "invalid type: map, expected a vec".
+    assert tables["person"]["indexes"][0]["algorithm"] == {"BTree": [0]}
     reducers = {r["source_name"]: r for r in sections["Reducers"]}
     assert reducers["add"]["params"]["elements"][0] == {"name": {"some": "name"}, "algebraic_type": {"String": []}}
     assert reducers["add"]["visibility"] == {"ClientCallable": []}
@@ -518,6 +521,7 @@ def test_schema(server, owner, people):
     assert set(v9) == {"typespace", "tables", "reducers", "types", "misc_exports", "row_level_security"}
     t9 = {t["name"]: t for t in v9["tables"]}
     assert t9["person"]["indexes"][0]["name"] == {"some": "person_id_idx_btree"}
+    assert t9["person"]["indexes"][0]["algorithm"] == {"BTree": [0]}
     assert t9["secret"]["table_access"] == {"Private": []}
     assert {"Init": []} in [r["lifecycle"].get("some") for r in v9["reducers"]]
     for q in ("", "?version=8", "?version=x"):

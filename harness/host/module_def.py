@@ -169,7 +169,7 @@ def decode_module_def(data: bytes) -> ModuleDef:
 
 
 def _algorithm(v: SumValue) -> tuple[int, tuple[int, ...]]:
-    return (v.tag, (v.value[0],)) if v.tag == 2 else (v.tag, tuple(v.value[0]))
+    return (v.tag, (v.value,)) if v.tag == 2 else (v.tag, tuple(v.value))
 
 
 def _raw_table(v: tuple, t: ProductType, name_key: str) -> dict:
