@@ -64,6 +64,11 @@ def boom(ctx: ReducerContext) -> None:
 @procedure
 def double(ctx: ProcedureContext, x: u32, label: Option[str]) -> list[u32]:
     return [x, 2 * x]
+
+
+@procedure
+def explode(ctx: ProcedureContext, x: u32) -> u32:
+    raise ValueError(f"exploded {x}")
 '''
 
 MODULE_V2 = MODULE + '''
@@ -417,6 +422,11 @@ def test_call_procedure(server, owner, people):
     status, _, body = raw(f"{server.url}/v1/database/people/call/double", "POST", b'["x", null]',
                           {"Content-Type": "application/json"})
     assert status == 400 and body.startswith(b"invalid arguments for function double")
+    # A procedure that raises traps the instance; a real server answers 500 with this prefix (not 530).
+    status, _, body = raw(f"{server.url}/v1/database/people/call/explode", "POST", b'[3]',
+                          {"Content-Type": "application/json"})
+    assert status == 500 and body.startswith(b"The module instance encountered a fatal error: "), body
+    assert any("exploded 3" in line.get("message", "") for line in api.logs("people"))
 
 
 # ------------------------------------------------------------------------------------------ sql

@@ -416,6 +416,9 @@ async def _on_database(db, fn):
     return result
 
 
+_INSTANCE_FATAL = "The instance encountered a fatal error: "
+
+
 async def _call_procedure(request, db, proc, body: bytes, caller: Identity,
                           jwt_payload: str | None) -> web.Response:
     call_procedure = getattr(db, "call_procedure", None)
@@ -444,8 +447,9 @@ async def _call_procedure(request, db, proc, body: bytes, caller: Identity,
         return text_response(out.error or "the module refused the connection", 403)
     headers = _timing_headers(getattr(out, "duration_us", (time.perf_counter() - t0) * 1e6), energy=False)
     error = getattr(out, "error", None)
-    if error:
-        return text_response(str(error), 530, headers)
+    if error:  # upstream: every procedure failure is ProcedureCallError::InternalError -> 500, its own prefix
+        detail = str(error).removeprefix(_INSTANCE_FATAL)
+        return text_response(f"The module instance encountered a fatal error: {detail}", 500, headers)
     value = out
     for attr in ("result_bytes", "value"):
         if hasattr(out, attr):
