@@ -388,6 +388,9 @@ def test_call(server, owner, people):
 
     status, headers, body = post("add", b'["", 1]')
     assert (status, body) == (530, b"name must not be empty") and "spacetime-energy-used" in headers
+    # As on a real server, the error also lands in the module log, at error level, under the reducer's name.
+    assert {"level": "Error", "function": "add", "message": "name must not be empty"}.items() <= \
+        api.logs("people")[-1].items()
     status, _, body = post("boom", b"[]")
     assert status == 530 and b"kaboom" in body
     assert post("nope", b"[]")[:3:2] == (404, b"No such procedure")

@@ -619,6 +619,9 @@ class Database:
                 out = ReducerOutcome(rdef.name, "trapped", message, duration_us=_us(t0), timestamp=ts,
                                      trap_kind=trap.kind)
             elif status != "committed":
+                # Like upstream's `log_reducer_error`: the error a reducer returned goes into the module's log
+                # at error level, stamped with the reducer's timestamp and name, so `spacetime logs` shows it.
+                self._emit_log(LogRecord(0, None, None, None, message or "", ts.to_micros(), rdef.name))
                 out = ReducerOutcome(rdef.name, "failed", message, duration_us=_us(t0), timestamp=ts)
             else:
                 if before_commit is not None:
