@@ -273,9 +273,21 @@ def _cli_arg(raw: str, param_type: dict | None):
                 pass
         return raw
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except ValueError:
-        return raw
+        value = raw
+    return _wrap_special(value, param_type)
+
+
+def _wrap_special(value, param_type: dict | None):
+    """`0x...` for an Identity (or a number for a Timestamp...) as the typed `{"__identity__": "0x..."}` form:
+    a real server's JSON reader takes a special type only as its one-field product, not the bare value."""
+    elements = (param_type or {}).get("Product", {}).get("elements") if isinstance(param_type, dict) else None
+    if isinstance(value, (str, int)) and not isinstance(value, bool) and elements and len(elements) == 1:
+        name = (elements[0].get("name") or {}).get("some", "")
+        if name.startswith("__") and name.endswith("__"):
+            return {name: value}
+    return value
 
 
 @click.command()
