@@ -138,7 +138,8 @@ def test_runtime_error_traceback_starts_and_ends_in_user_code(tmp_path):
     db = Database.create(build(src, tmp_path / "x.wasm").output.read_bytes(), owner=owner)
     out = db.call_reducer("put", [3_000_000_000], sender=owner)
     assert not out.committed and "out of range" in out.error
-    rec = db.logs()[-1]
+    *_, rec, host_line = db.logs()  # the module's traceback, then the host's copy of the returned error
+    assert host_line.function == "put" and host_line.message == out.error
     assert rec.filename == "over.py" and rec.line == 11
     lines = rec.message.splitlines()
     assert lines[1:] == ["Traceback (most recent call last):", '  File "over.py", line 11, in put',
