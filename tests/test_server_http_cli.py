@@ -72,8 +72,9 @@ def test_cli_verbs(cli, live, wasm_path):
         assert "Alice" in r.output and "Bob" in r.output and "(2 rows)" in r.output
         r = cli("sql", "clidb", "SELECT * FROM person", "--format", "json")
         assert json.loads(r.output)[0]["rows"]
-    r = cli("logs", "clidb", "-n", "1")
-    assert r.output.strip().endswith("added Bob")
+    r = cli("logs", "clidb", "-n", "2")  # Bob's line, then the failed call's error (as a real server logs it)
+    last_two = r.output.strip().splitlines()
+    assert last_two[0].endswith("added Bob") and last_two[1].endswith("name must not be empty"), r.output
     r = cli("logs", "clidb", "--format", "json")
     assert any(json.loads(x)["message"] == "initialised" for x in r.output.splitlines())
     r = cli("describe", "clidb")
