@@ -61,6 +61,11 @@ def boom(ctx: ReducerContext) -> None:
     raise RuntimeError("kaboom")
 
 
+@reducer
+def touch2(ctx: ReducerContext) -> None:
+    log.info("touched")
+
+
 @procedure
 def double(ctx: ProcedureContext, x: u32, label: Option[str]) -> list[u32]:
     return [x, 2 * x]
@@ -394,6 +399,9 @@ def test_call(server, owner, people):
     status, _, body = post("boom", b"[]")
     assert status == 530 and b"kaboom" in body
     assert post("nope", b"[]")[:3:2] == (404, b"No such procedure")
+    # Clients call by canonical name, as on a real server: `touch2` is published as `touch_2`.
+    assert post("touch_2", b"[]")[0] == 200
+    assert post("touch2", b"[]")[:3:2] == (404, b"No such procedure")
     status, _, body = post("add", b'["x"]')
     assert status == 400 and body.startswith(b"invalid arguments for reducer add")
     status, _, body = post("add", b'["x", "old"]')

@@ -351,11 +351,11 @@ async def call(request: web.Request) -> web.Response:
     caller, jwt_payload = claims.identity, payload_text(claims.token)
     mdef = db.mdef
     try:
-        rdef = mdef.reducer(fn)
+        rdef = mdef.reducer(fn, source_name=False)  # clients call by canonical name, as upstream
     except KeyError:
         rdef = None
     if rdef is None:
-        proc = next((p for p in mdef.procedures if fn in (p.name, p.source_name)), None)
+        proc = next((p for p in mdef.procedures if p.name == fn), None)
         if proc is None:
             return text_response("No such procedure", 404)
         return await _call_procedure(request, db, proc, body, caller, jwt_payload)

@@ -281,7 +281,7 @@ class SubscriptionManager:
         ``TransactionUpdate`` from the commit hook."""
         db = self.db
         try:
-            rdef = db.mdef.reducer(reducer)
+            rdef = db.mdef.reducer(reducer, source_name=False)  # canonical names only, as upstream
         except KeyError:
             rdef = None
         problem = None
