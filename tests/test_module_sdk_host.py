@@ -191,7 +191,8 @@ def test_failures_roll_back_and_explain(db):
     out = db.call_reducer("fail_after_insert", [])
     assert out.status == "failed" and out.error == "RuntimeError: rolled back"
     assert db.rows("person") == []
-    err = [r for r in db.logs() if r.level == 0][-1]
+    *_, err, host_copy = [r for r in db.logs() if r.level == 0]  # the module's traceback, the returned error
+    assert host_copy.function == "fail_after_insert" and host_copy.message == out.error
     assert err.filename == "hostmod.py" and "Traceback" in err.message and "in fail_after_insert" in err.message
     out = db.call_reducer("add", b"\x01")
     assert out.status == "failed" and out.error.startswith("invalid arguments for reducer add")
