@@ -88,7 +88,10 @@ def run_inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args:
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("SPACETIME_PY_BACKEND", raising=False)
     monkeypatch.delenv("SPACETIME_PY_DOCKER_URL", raising=False)
-    return pytester.runpytest("-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-rs", *args)
+    # no:faulthandler: an inline session's faulthandler re-registers its SIGILL handler over wasmtime's, and every
+    # later wasm trap in this process (`unreachable` raises SIGILL) would then kill the outer test run.
+    return pytester.runpytest("-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-p", "no:faulthandler",
+                              "-rs", *args)
 
 
 def test_local_backend_end_to_end(pytester, monkeypatch):
