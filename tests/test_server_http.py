@@ -63,7 +63,7 @@ def boom(ctx: ReducerContext) -> None:
 
 @reducer
 def touch2(ctx: ReducerContext) -> None:
-    log.info("touched")
+    """Published as `touch_2` (snake_case policy): the name clients must call."""
 
 
 @procedure

@@ -67,6 +67,10 @@ def test_cli_verbs(cli, live, wasm_path):
     r = cli("call", "clidb", "nope", ok=False)
     assert r.exit_code == 1 and "no reducer or procedure named 'nope'; the module has: add, boom, double" in r.output
     assert "setup" not in r.output  # a lifecycle reducer is not callable
+    # Functions are called by canonical name (`touch2` is published as `touch_2`), as with the real CLI.
+    assert cli("call", "clidb", "touch_2").exit_code == 0
+    r = cli("call", "clidb", "touch2", ok=False)
+    assert r.exit_code == 1 and "no reducer or procedure named 'touch2'; did you mean 'touch_2'" in r.output
     if _has_sql():
         r = cli("sql", "clidb", "SELECT name, age FROM person")
         assert "Alice" in r.output and "Bob" in r.output and "(2 rows)" in r.output
