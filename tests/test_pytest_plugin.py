@@ -152,9 +152,11 @@ def test_docker_backend_skips_without_engine(pytester, monkeypatch):
     assert "error" not in result.stdout.str().lower().split("short test summary")[-1].replace("errors", "")
     # the environment variable selects it too (the option wins over it)
     monkeypatch.setenv("SPACETIME_PY_BACKEND", "docker")
-    result = pytester.runpytest("-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-rs", "-k", "shared")
+    result = pytester.runpytest("-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-p", "no:faulthandler",
+                                "-rs", "-k", "shared")
     result.assert_outcomes(skipped=1, deselected=4)
-    result = pytester.runpytest("-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "--spacetime-backend=local",
+    result = pytester.runpytest("-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-p", "no:faulthandler",
+                                "--spacetime-backend=local",
                                 "-k", "fresh")
     result.assert_outcomes(passed=1, deselected=4)
 
