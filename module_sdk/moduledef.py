@@ -80,7 +80,7 @@ def _unit(tag):
 
 def _index(item):
     name, accessor, algo, cols = item
-    data = (cols[0],) if algo == 'direct' else (list(cols),)
+    data = cols[0] if algo == 'direct' else list(cols)
     return name, accessor, SumValue(ALGO_TAGS[algo], data)
 
 

@@ -138,9 +138,11 @@ class ModuleDef:
                 return t
         raise KeyError(name)
 
-    def reducer(self, name: str) -> ReducerDef:
+    def reducer(self, name: str, *, source_name: bool = True) -> ReducerDef:
+        """The reducer called `name`: its canonical name, or also its source name (host API, not clients:
+        a real server resolves a client's call by canonical name only)."""
         for r in self.reducers:
-            if name in (r.name, r.source_name):
+            if name == r.name or (source_name and name == r.source_name):
                 return r
         raise KeyError(name)
 
@@ -204,7 +206,7 @@ def _check_counts(value: SumValue, limit: int) -> None:
 
 
 def _algorithm(v: SumValue) -> tuple[int, tuple[int, ...]]:
-    return (v.tag, (v.value[0],)) if v.tag == 2 else (v.tag, tuple(v.value[0]))
+    return (v.tag, (v.value,)) if v.tag == 2 else (v.tag, tuple(v.value))
 
 
 def _raw_table(v: tuple, t: ProductType, name_key: str) -> dict:

@@ -88,7 +88,10 @@ def run_inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args:
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("SPACETIME_PY_BACKEND", raising=False)
     monkeypatch.delenv("SPACETIME_PY_DOCKER_URL", raising=False)
-    return pytester.runpytest("-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-rs", *args)
+    # no:faulthandler: an inline session's faulthandler re-registers its SIGILL handler over wasmtime's, and every
+    # later wasm trap in this process (`unreachable` raises SIGILL) would then kill the outer test run.
+    return pytester.runpytest("-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-p", "no:faulthandler",
+                              "-rs", *args)
 
 
 def test_local_backend_end_to_end(pytester, monkeypatch):
@@ -149,9 +152,11 @@ def test_docker_backend_skips_without_engine(pytester, monkeypatch):
     assert "error" not in result.stdout.str().lower().split("short test summary")[-1].replace("errors", "")
     # the environment variable selects it too (the option wins over it)
     monkeypatch.setenv("SPACETIME_PY_BACKEND", "docker")
-    result = pytester.runpytest("-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-rs", "-k", "shared")
+    result = pytester.runpytest("-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-p", "no:faulthandler",
+                                "-rs", "-k", "shared")
     result.assert_outcomes(skipped=1, deselected=4)
-    result = pytester.runpytest("-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "--spacetime-backend=local",
+    result = pytester.runpytest("-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-p", "no:faulthandler",
+                                "--spacetime-backend=local",
                                 "-k", "fresh")
     result.assert_outcomes(passed=1, deselected=4)
 

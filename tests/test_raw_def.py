@@ -54,9 +54,9 @@ at, pt = rd.algebraic_type_to_value, rd.product_type_to_value
 def v9_value():
     return S(rd.V9, (
         rd.typespace_to_value(TS),
-        [("person", 0, [0], [(None, "id", S(0, ([0],))), ("person_n_idx", None, S(1, ([3, 1],)))],
+        [("person", 0, [0], [(None, "id", S(0, [0])), ("person_n_idx", None, S(1, [3, 1]))],
           [(None, S(0, ([0],)))], [(None, 0, None, 1, None, 1)], ("sched", "tick", 2), S(1), S(0)),
-         ("other", 0, [], [(None, None, S(2, (3,)))], [], [], None, S(1), S(1))],
+         ("other", 0, [], [(None, None, S(2, 3))], [], [], None, S(1), S(1))],
         [("add_person", pt(ProductType([("name", STRING)])), None),
          ("tick", pt(ProductType([("arg", RefType(0))])), None),
          ("init", pt(ProductType([])), S(0)), ("conn", pt(ProductType([])), S(1))],
@@ -72,7 +72,7 @@ def v10_all_sections_value():
     return S(rd.V10, ([
         S(0, rd.typespace_to_value(TS)),
         S(1, [(([], "Person"), 0, True), ((["x"], "E"), 1, False)]),
-        S(2, [("Person", 0, [0], [("idx_id", "id", S(0, ([0],))), ("idx_n", None, S(2, (3,)))],
+        S(2, [("Person", 0, [0], [("idx_id", "id", S(0, [0])), ("idx_n", None, S(2, 3))],
                [(None, S(0, ([0],)))], [("s", 0, 5, 1, 100, 2)], S(1), S(1), [(3, b"\x01\x00\x00\x00")], False),
               ("ev", 0, [], [], [], [], S(1), S(0), [], True)]),
         S(3, [("addPerson", pt(ProductType([("name", STRING)])), S(1), at(UNIT), at(STRING)),

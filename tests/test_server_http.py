@@ -61,9 +61,19 @@ def boom(ctx: ReducerContext) -> None:
     raise RuntimeError("kaboom")
 
 
+@reducer
+def touch2(ctx: ReducerContext) -> None:
+    """Published as `touch_2` (snake_case policy): the name clients must call."""
+
+
 @procedure
 def double(ctx: ProcedureContext, x: u32, label: Option[str]) -> list[u32]:
     return [x, 2 * x]
+
+
+@procedure
+def explode(ctx: ProcedureContext, x: u32) -> u32:
+    raise ValueError(f"exploded {x}")
 '''
 
 MODULE_V2 = MODULE + '''
@@ -383,9 +393,15 @@ def test_call(server, owner, people):
 
     status, headers, body = post("add", b'["", 1]')
     assert (status, body) == (530, b"name must not be empty") and "spacetime-energy-used" in headers
+    # As on a real server, the error also lands in the module log, at error level, under the reducer's name.
+    assert {"level": "Error", "function": "add", "message": "name must not be empty"}.items() <= \
+        api.logs("people")[-1].items()
     status, _, body = post("boom", b"[]")
     assert status == 530 and b"kaboom" in body
     assert post("nope", b"[]")[:3:2] == (404, b"No such procedure")
+    # Clients call by canonical name, as on a real server: `touch2` is published as `touch_2`.
+    assert post("touch_2", b"[]")[0] == 200
+    assert post("touch2", b"[]")[:3:2] == (404, b"No such procedure")
     status, _, body = post("add", b'["x"]')
     assert status == 400 and body.startswith(b"invalid arguments for reducer add")
     status, _, body = post("add", b'["x", "old"]')
@@ -417,6 +433,11 @@ def test_call_procedure(server, owner, people):
     status, _, body = raw(f"{server.url}/v1/database/people/call/double", "POST", b'["x", null]',
                           {"Content-Type": "application/json"})
     assert status == 400 and body.startswith(b"invalid arguments for function double")
+    # A procedure that raises traps the instance; a real server answers 500 with this prefix (not 530).
+    status, _, body = raw(f"{server.url}/v1/database/people/call/explode", "POST", b'[3]',
+                          {"Content-Type": "application/json"})
+    assert status == 500 and body.startswith(b"The module instance encountered a fatal error: "), body
+    assert any("exploded 3" in line.get("message", "") for line in api.logs("people"))
 
 
 # ------------------------------------------------------------------------------------------ sql
@@ -510,6 +531,9 @@ def test_schema(server, owner, people):
     assert tables["secret"]["table_access"] == {"Private": []}
     assert tables["person"]["primary_key"] == [0]
     assert tables["person"]["sequences"][0]["increment"] == 1
+    # Upstream's single-field struct variants are SATS newtypes: the real CLI (`call`, `describe`) refuses
+    # `{"BTree": {"columns": [0]}}` with "invalid type: map, expected a vec".
+    assert tables["person"]["indexes"][0]["algorithm"] == {"BTree": [0]}
     reducers = {r["source_name"]: r for r in sections["Reducers"]}
     assert reducers["add"]["params"]["elements"][0] == {"name": {"some": "name"}, "algebraic_type": {"String": []}}
     assert reducers["add"]["visibility"] == {"ClientCallable": []}
@@ -518,6 +542,7 @@ def test_schema(server, owner, people):
     assert set(v9) == {"typespace", "tables", "reducers", "types", "misc_exports", "row_level_security"}
     t9 = {t["name"]: t for t in v9["tables"]}
     assert t9["person"]["indexes"][0]["name"] == {"some": "person_id_idx_btree"}
+    assert t9["person"]["indexes"][0]["algorithm"] == {"BTree": [0]}
     assert t9["secret"]["table_access"] == {"Private": []}
     assert {"Init": []} in [r["lifecycle"].get("some") for r in v9["reducers"]]
     for q in ("", "?version=8", "?version=x"):

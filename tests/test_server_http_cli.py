@@ -67,6 +67,10 @@ def test_cli_verbs(cli, live, wasm_path):
     r = cli("call", "clidb", "nope", ok=False)
     assert r.exit_code == 1 and "no reducer or procedure named 'nope'; the module has: add, boom, double" in r.output
     assert "setup" not in r.output  # a lifecycle reducer is not callable
+    # Functions are called by canonical name (`touch2` is published as `touch_2`), as with the real CLI.
+    assert cli("call", "clidb", "touch_2").exit_code == 0
+    r = cli("call", "clidb", "touch2", ok=False)
+    assert r.exit_code == 1 and "no reducer or procedure named 'touch2'; did you mean 'touch_2'" in r.output
     if _has_sql():
         r = cli("sql", "clidb", "SELECT name, age FROM person")
         assert "Alice" in r.output and "Bob" in r.output and "(2 rows)" in r.output
@@ -208,3 +212,19 @@ def test_dev_rebuilds_and_republishes_on_change(tmp_path, monkeypatch):
     assert "v2" in seen and "extra" not in json.dumps(seen["v1"])
     assert (tmp_path / "d" / "registry.json").is_file()
     assert Path(tmp_path / "d").exists()
+
+
+def test_call_sends_special_types_in_their_typed_form():
+    """A real server's JSON reader refuses a bare `"0x..."` for an Identity parameter ("expected a 1-element
+    tuple"); `call` sends `{"__identity__": "0x..."}`, which both servers take."""
+    from harness.server.cli import _cli_arg
+
+    identity = {"Product": {"elements": [{"name": {"some": "__identity__"}, "algebraic_type": {"U256": []}}]}}
+    stamp = {"Product": {"elements": [{"name": {"some": "__timestamp_micros_since_unix_epoch__"},
+                                       "algebraic_type": {"I64": []}}]}}
+    hexid = "0x" + "00" * 31 + "01"
+    assert _cli_arg(hexid, identity) == {"__identity__": hexid}
+    assert _cli_arg(json.dumps(hexid), identity) == {"__identity__": hexid}
+    assert _cli_arg("5", stamp) == {"__timestamp_micros_since_unix_epoch__": 5}
+    assert _cli_arg(json.dumps({"__identity__": hexid}), identity) == {"__identity__": hexid}  # already typed
+    assert _cli_arg("7", {"U8": []}) == 7 and _cli_arg("true", identity) is True

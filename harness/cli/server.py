@@ -182,12 +182,28 @@ def _sections(schema: dict) -> dict:
             "Reducers": schema.get("reducers", [])}
 
 
-def _params(schema: dict, function: str) -> list | None:
+def _functions(schema: dict) -> dict[str, dict]:
+    """Reducers and procedures by the name a client calls them with: the canonical name (V10: an explicit name,
+    else the source name under the module's case-conversion policy, snake_case by default; V9: the name)."""
+    from module_sdk.names import canonical_snake
+
     sec = _sections(schema)
+    explicit = {e["Function"]["source_name"]: e["Function"]["canonical_name"]
+                for e in (sec.get("ExplicitNames") or {}).get("entries", []) if "Function" in e}
+    keep = "None" in (sec.get("CaseConversionPolicy") or {})
+    out = {}
     for r in (sec.get("Reducers") or []) + (sec.get("Procedures") or []):
-        if function in (r.get("source_name"), r.get("name")):
-            return r["params"]["elements"]
-    return None
+        if "name" in r:
+            out[r["name"]] = r
+            continue
+        src = r["source_name"]
+        out[explicit.get(src) or (src if keep else canonical_snake(src))] = r
+    return out
+
+
+def _params(schema: dict, function: str) -> list | None:
+    r = _functions(schema).get(function)
+    return None if r is None else r["params"]["elements"]
 
 
 def did_you_mean(name: str, names: list[str], what: str = "reducer or procedure") -> str:
@@ -273,9 +289,21 @@ def _cli_arg(raw: str, param_type: dict | None):
                 pass
         return raw
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except ValueError:
-        return raw
+        value = raw
+    return _wrap_special(value, param_type)
+
+
+def _wrap_special(value, param_type: dict | None):
+    """`0x...` for an Identity (or a number for a Timestamp...) as the typed `{"__identity__": "0x..."}` form:
+    a real server's JSON reader takes a special type only as its one-field product, not the bare value."""
+    elements = (param_type or {}).get("Product", {}).get("elements") if isinstance(param_type, dict) else None
+    if isinstance(value, (str, int)) and not isinstance(value, bool) and elements and len(elements) == 1:
+        name = (elements[0].get("name") or {}).get("some", "")
+        if name.startswith("__") and name.endswith("__"):
+            return {name: value}
+    return value
 
 
 @click.command()
@@ -294,9 +322,8 @@ def call(database: str, function: str, args: tuple[str, ...], server: str | None
     if schema is not None and params is None:
         sec = _sections(schema)
         lifecycle = {x.get("function_name") for x in sec.get("LifeCycleReducers") or []}
-        names = [r.get("source_name") or r.get("name") for r in (sec.get("Reducers") or [])
-                 + (sec.get("Procedures") or [])]
-        _fail(did_you_mean(function, [n for n in names if n and n not in lifecycle]) + f" (database {database})")
+        names = [n for n, r in _functions(schema).items() if (r.get("source_name") or r.get("name")) not in lifecycle]
+        _fail(did_you_mean(function, names) + f" (database {database})")
     types = [p["algebraic_type"] for p in params] if params is not None and len(params) == len(args) else None
     values = [_cli_arg(a, types[i] if types else None) for i, a in enumerate(args)]
     result = _http_call(api.call, database, function, values)

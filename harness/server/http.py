@@ -358,7 +358,7 @@ async def call(request: web.Request) -> web.Response:
     mdef = db.mdef
     rdef = mdef.client_reducer(fn)
     if rdef is None:
-        proc = next((p for p in mdef.procedures if fn in (p.name, p.source_name)), None)
+        proc = next((p for p in mdef.procedures if p.name == fn), None)
         if proc is None:
             for kind in ("reducer", "procedure"):  # upstream tries both, and logs both
                 db.log_system(f'External attempt to call nonexistent {kind} "{fn}" failed. Have you run '
@@ -427,6 +427,9 @@ async def _on_database(db, fn):
     return result
 
 
+_INSTANCE_FATAL = "The instance encountered a fatal error: "
+
+
 async def _call_procedure(request, db, proc, body: bytes, caller: Identity,
                           jwt_payload: str | None) -> web.Response:
     call_procedure = getattr(db, "call_procedure", None)
@@ -455,8 +458,9 @@ async def _call_procedure(request, db, proc, body: bytes, caller: Identity,
         return text_response(out.error or "the module refused the connection", 403)
     headers = _timing_headers(getattr(out, "duration_us", (time.perf_counter() - t0) * 1e6), energy=False)
     error = getattr(out, "error", None)
-    if error:
-        return text_response(str(error), 530, headers)
+    if error:  # upstream: every procedure failure is ProcedureCallError::InternalError -> 500, its own prefix
+        detail = str(error).removeprefix(_INSTANCE_FATAL)
+        return text_response(f"The module instance encountered a fatal error: {detail}", 500, headers)
     value = out
     for attr in ("result_bytes", "value"):
         if hasattr(out, attr):

@@ -80,8 +80,9 @@ TYPESPACE.set(0, ALGEBRAIC_TYPE)
 TABLE_TYPE = _enum('System', 'User')
 TABLE_ACCESS = _enum('Public', 'Private')
 LIFECYCLE = _enum('Init', 'OnConnect', 'OnDisconnect')
-RAW_INDEX_ALGORITHM = SumType([('BTree', _p(('columns', _COL_LIST))), ('Hash', _p(('columns', _COL_LIST))),
-                               ('Direct', _p(('column', U16)))])
+# Upstream's `BTree { columns }` are single-field struct variants, which SATS derives as newtype variants:
+# the payload is the ColList / ColId itself (`{"BTree": [0]}` in JSON), not a product around it.
+RAW_INDEX_ALGORITHM = SumType([('BTree', _COL_LIST), ('Hash', _COL_LIST), ('Direct', U16)])
 RAW_CONSTRAINT_DATA_V9 = SumType([('Unique', _p(('columns', _COL_LIST)))])
 RAW_ROW_LEVEL_SECURITY_DEF_V9 = _p(('sql', STRING))
 
