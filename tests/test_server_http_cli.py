@@ -217,7 +217,7 @@ def test_dev_rebuilds_and_republishes_on_change(tmp_path, monkeypatch):
 def test_call_sends_special_types_in_their_typed_form():
     """A real server's JSON reader refuses a bare `"0x..."` for an Identity parameter ("expected a 1-element
     tuple"); `call` sends `{"__identity__": "0x..."}`, which both servers take."""
-    from harness.server.cli import _cli_arg
+    from harness.cli.server import _cli_arg
 
     identity = {"Product": {"elements": [{"name": {"some": "__identity__"}, "algebraic_type": {"U256": []}}]}}
     stamp = {"Product": {"elements": [{"name": {"some": "__timestamp_micros_since_unix_epoch__"},

@@ -20,22 +20,8 @@ def module_def_from_schema_json(obj: dict) -> ModuleDef:
     if "sections" not in obj:
         raise ValueError("only the v10 schema (GET .../schema?version=10) is supported")
     sections = [s for s in obj["sections"] if isinstance(s, dict) and len(s) == 1 and next(iter(s)) in _SECTIONS]
-    value = value_from_json(rd.RAW_MODULE_DEF_V10, {"sections": _index_columns(sections)}, rd.TYPESPACE)
+    value = value_from_json(rd.RAW_MODULE_DEF_V10, {"sections": sections}, rd.TYPESPACE)
     return decode_module_def(rd.encode_raw_def(SumValue(rd.V10, value)))
-
-
-def _index_columns(obj):
-    """Servers write an index algorithm as ``{"BTree": [0]}`` (upstream's form); the RawIndexAlgorithm type has
-    ``{"BTree": {"columns": [0]}}``."""
-    if isinstance(obj, dict):
-        if len(obj) == 1:
-            (k, v), = obj.items()
-            if k in ("BTree", "Hash") and isinstance(v, list):
-                return {k: {"columns": v}}
-        return {k: _index_columns(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_index_columns(v) for v in obj]
-    return obj
 
 
 def module_def_from_server(server: str, database: str, token: str | None = None) -> ModuleDef:

@@ -185,7 +185,7 @@ def _sections(schema: dict) -> dict:
 def _functions(schema: dict) -> dict[str, dict]:
     """Reducers and procedures by the name a client calls them with: the canonical name (V10: an explicit name,
     else the source name under the module's case-conversion policy, snake_case by default; V9: the name)."""
-    from module_sdk.names import canonical_snake
+    from spacetime_core.names import canonical_snake
 
     sec = _sections(schema)
     explicit = {e["Function"]["source_name"]: e["Function"]["canonical_name"]

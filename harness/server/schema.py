@@ -35,7 +35,7 @@ def raw_def_json(raw: bytes) -> tuple[int, dict]:
 
 def _table_common(mdef: ModuleDef, t):
     cols = t.column_names
-    indexes = [{"algorithm": ({"Direct": {"column": ix.columns[0]}} if ix.algo == "direct"
+    indexes = [{"algorithm": ({"Direct": ix.columns[0]} if ix.algo == "direct"
                               else {_ALGO_NAMES[ix.algo]: list(ix.columns)}),  # upstream: {"BTree": [0]}
                 "name": ix.name, "accessor_name": ix.accessor} for ix in t.indexes]
     constraints = [f"{t.name}_{'_'.join(cols[c] for c in u)}_key" for u in t.unique]
