@@ -17,8 +17,8 @@ import os
 import time
 from typing import Any
 
+import sha3  # safe-pysha3: Keccak-256 (not hashlib's SHA3-256, whose padding differs)
 from aiohttp import web
-from Crypto.Hash import keccak
 
 from harness.limits import LIMITS
 from spacetime_core.sats import ConnectionId, Identity, decode, encode
@@ -295,7 +295,7 @@ async def database_info(request: web.Request) -> web.Response:
         "owner_identity": {"__identity__": "0x" + entry.owner.to_hex()},
         "host_type": {"Wasm": []},
         # upstream: the Keccak-256 of the program, shown as a u256 (so byte-reversed)
-        "initial_program": _hex0x(keccak.new(digest_bits=256, data=program).digest()[::-1]),
+        "initial_program": _hex0x(sha3.keccak_256(program).digest()[::-1]),
     })
 
 

@@ -348,9 +348,9 @@ class Run:
 
 def program_hash(program: bytes) -> bytes:
     """Keccak-256 of the module (what the real server reports as ``initial_program``, as a u256)."""
-    from Crypto.Hash import keccak
+    import sha3
 
-    return keccak.new(digest_bits=256, data=program).digest()
+    return sha3.keccak_256(program).digest()
 
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
