@@ -134,8 +134,10 @@ class _BuildHost:
             return b""
         raise BuildError(f"unexpected build query {query[:40]!r}")
 
-    def _code_path(self, found: Found, source: bytes) -> Path:
-        return cache_dir() / "code" / f"{digest(self.rt_key, found.origin, source)}.marshal"
+    def _code_path(self, found: Found, source: bytes, compiler: str) -> Path:
+        """Keyed by the compiler too: code compiled here and inside wasm unmarshal to the same objects but are
+        not the same bytes, and mixing them would make the output depend on the cache's history."""
+        return cache_dir() / "code" / f"{digest(self.rt_key, compiler, found.origin, source)}.marshal"
 
     def _find(self, name: str) -> bytes:
         found = self.resolver.find(name)
@@ -147,13 +149,16 @@ class _BuildHost:
             self.lazy += [n for n in lazy_imports(found, source) if n not in self.lazy]
         code = self.code_cache.get(name)
         if code is None:
-            path = self._code_path(found, source)
-            if path.is_file():
-                code = path.read_bytes()
-            else:
-                code = _host_compile(found.origin, source)
-                if code is not None:
-                    _write_atomic(path, code)
+            for compiler in ("host", "wasm"):
+                path = self._code_path(found, source, compiler)
+                if path.is_file():
+                    code = path.read_bytes()
+                    break
+                if compiler == "host":
+                    code = _host_compile(found.origin, source)
+                    if code is not None:
+                        _write_atomic(path, code)
+                        break
             if code is not None:
                 self.code_cache[name] = code
         head = (b"p" if found.is_package else b"m") if code is not None else (b"P" if found.is_package else b"M")
@@ -164,7 +169,7 @@ class _BuildHost:
         self.say(f"compiling Python inside the module: {self.compiled_here} modules ({name})")
         self.code_cache[name] = code
         found = self.served[name]
-        _write_atomic(self._code_path(found, found.source()), code)
+        _write_atomic(self._code_path(found, found.source(), "wasm"), code)
 
     # -- wasm imports used while building --
     def imports(self) -> dict[tuple[str, str], Callable]:
