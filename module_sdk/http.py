@@ -75,7 +75,24 @@ def decode_response(buf):
     return code, headers, version
 
 
-class HttpResponse:
+class _Message:
+    """Header lookup and the body as text, shared by `HttpResponse` and an HTTP handler's `Request`."""
+
+    __slots__ = ()
+
+    def header(self, name, default=None):
+        """The first header called `name` (case-insensitive), decoded as text."""
+        low = name.lower()
+        for n, v in self.headers:
+            if n.lower() == low:
+                return v.decode('utf-8', 'replace')
+        return default
+
+    def text(self, encoding='utf-8'):
+        return self.body.decode(encoding, 'replace')
+
+
+class HttpResponse(_Message):
     """`status` (int), `headers` (list of (name, bytes)), `body` (bytes), `version` ('HTTP/1.1', ...)."""
 
     __slots__ = ('status', 'headers', 'body', 'version')
@@ -89,17 +106,6 @@ class HttpResponse:
     @property
     def ok(self):
         return 200 <= self.status < 300
-
-    def header(self, name, default=None):
-        """The first header called `name` (case-insensitive), decoded as text."""
-        low = name.lower()
-        for n, v in self.headers:
-            if n.lower() == low:
-                return v.decode('utf-8', 'replace')
-        return default
-
-    def text(self, encoding='utf-8'):
-        return self.body.decode(encoding, 'replace')
 
     def __repr__(self):
         return f'<HttpResponse {self.status}, {len(self.body)} bytes>'

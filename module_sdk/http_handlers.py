@@ -11,7 +11,7 @@ not part of every module's snapshot).
         return Router().get("/hello", hello)
 """
 
-from .http import _U16, _U32, METHODS, _bytes, _str
+from .http import _U16, _U32, METHODS, _bytes, _Message, _str
 from .schema import function_def
 
 _PATH_CHARS = frozenset('abcdefghijklmnopqrstuvwxyz0123456789-_~/')
@@ -64,7 +64,7 @@ def encode_response(status, headers=(), version=2):
     return bytes(out)
 
 
-class Request:
+class Request(_Message):
     """An HTTP request to a handler: `method` ('GET', ...), `uri` (the full URL the client used), `path` and
     `query` (parsed from it), `headers` [(name, bytes)], `body` bytes, `version` ('HTTP/1.1', ...)."""
 
@@ -91,17 +91,6 @@ class Request:
         """The query string ('' if none), undecoded."""
         q = self.uri.split('?', 1)
         return q[1].split('#', 1)[0] if len(q) == 2 else ''
-
-    def header(self, name, default=None):
-        """The first header called `name` (case-insensitive), decoded as text."""
-        low = name.lower()
-        for n, v in self.headers:
-            if n.lower() == low:
-                return v.decode('utf-8', 'replace')
-        return default
-
-    def text(self, encoding='utf-8'):
-        return self.body.decode(encoding, 'replace')
 
     def __repr__(self):
         return f'<Request {self.method} {self.uri}, {len(self.body)} bytes>'
