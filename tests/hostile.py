@@ -180,6 +180,23 @@ class Bystander:
         assert got == self.ids
 
 
+def survived(server: Server, bystander: Bystander, probe: PingProbe, rss_before: float, rss_cap_mib: float) -> None:
+    """What every attack must leave true: the server is up, pings stayed fast, the bystander database kept every
+    row, and resident memory grew by less than `rss_cap_mib`."""
+    assert server.alive(), server.output()
+    probe.check()
+    bystander.check()
+    assert probe.rss_peak - rss_before < rss_cap_mib, (rss_before, probe.rss_peak)
+
+
+def publish_hostile(server: Server, name: str) -> str:
+    """Publish HOSTILE_WAT as `name`; the owner's token."""
+    token = server.token()
+    status, body = server.publish(wasm(HOSTILE_WAT), name, token)
+    assert status == 200, body
+    return token
+
+
 def wasm(wat: str) -> bytes:
     return wt.wat2wasm(wat)
 

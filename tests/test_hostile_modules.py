@@ -15,12 +15,13 @@ import pytest
 from tests.hostile import (
     DESCRIBE_FLOOD_WAT,
     DESCRIBE_LOOP_WAT,
-    HOSTILE_WAT,
     IMPORTS,
     Bystander,
     PingProbe,
     Server,
     module_with_describe,
+    publish_hostile,
+    survived,
     wasm,
 )
 from tests.test_host_wat import STRING, UNIT, s, vec, wat_string
@@ -42,17 +43,11 @@ def bystander(server):
 
 @pytest.fixture(scope="module")
 def hostile(server):
-    token = server.token()
-    status, body = server.publish(wasm(HOSTILE_WAT), "hostile", token)
-    assert status == 200, body
-    return token
+    return publish_hostile(server, "hostile")
 
 
 def attacked(server: Server, bystander: Bystander, probe: PingProbe, rss_before: float) -> None:
-    assert server.alive(), server.output()
-    probe.check()
-    bystander.check()
-    assert probe.rss_peak - rss_before < RSS_GROWTH_CAP_MIB, (rss_before, probe.rss_peak)
+    survived(server, bystander, probe, rss_before, RSS_GROWTH_CAP_MIB)
 
 
 def test_describe_writing_without_end_is_refused_anonymously(server, bystander):

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.hostile import HOSTILE_WAT, REDUCERS, Bystander, PingProbe, Server, wasm
+from tests.hostile import HOSTILE_WAT, REDUCERS, Bystander, PingProbe, Server, publish_hostile, survived, wasm
 
 RSS_GROWTH_CAP_MIB = 100
 MiB = 1 << 20
@@ -32,17 +32,11 @@ def bystander(server):
 
 @pytest.fixture(scope="module")
 def hostile(server):
-    token = server.token()
-    status, body = server.publish(wasm(HOSTILE_WAT), "target", token)
-    assert status == 200, body
-    return token
+    return publish_hostile(server, "target")
 
 
 def attacked(server: Server, bystander: Bystander, probe: PingProbe, rss_before: float) -> None:
-    assert server.alive(), server.output()
-    probe.check()
-    bystander.check()
-    assert probe.rss_peak - rss_before < RSS_GROWTH_CAP_MIB, (rss_before, probe.rss_peak)
+    survived(server, bystander, probe, rss_before, RSS_GROWTH_CAP_MIB)
 
 
 def send_chunked(server: Server, path: str, chunks, headers: dict) -> tuple[int | None, bytes]:

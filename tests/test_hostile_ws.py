@@ -28,7 +28,7 @@ from spacetime_core.protocol import (
     decode_server_frame,
     encode_client,
 )
-from tests.hostile import HOSTILE_WAT, Bystander, PingProbe, Server, wasm
+from tests.hostile import HOSTILE_WAT, Bystander, PingProbe, Server, publish_hostile, survived, wasm
 
 SLOW_CLIENTS = 8
 RSS_GROWTH_CAP_MIB = 150  # 8 clients x 4 MiB outbox budget (this server), the rows, their fan-out in flight
@@ -51,10 +51,7 @@ def bystander(server):
 
 @pytest.fixture(scope="module")
 def hostile(server):
-    token = server.token()
-    status, body = server.publish(wasm(HOSTILE_WAT), "feed", token)
-    assert status == 200, body
-    return token
+    return publish_hostile(server, "feed")
 
 
 def frame(payload: bytes, opcode: int = 0x2) -> bytes:
@@ -144,9 +141,7 @@ def test_clients_that_never_read_are_kicked_and_memory_stays_capped(server, byst
             status, body = server.call("feed", "put_blob", [i, row], hostile)
             assert status == 200, body
     assert server.alive(), server.output()
-    probe.check()
-    bystander.check()
-    assert probe.rss_peak - before < RSS_GROWTH_CAP_MIB, (before, probe.rss_peak)
+    survived(server, bystander, probe, before, RSS_GROWTH_CAP_MIB)
     for sock in slow:
         assert dropped(sock, within=10), "a client that never read was not disconnected"
         sock.close()
