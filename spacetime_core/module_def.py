@@ -138,11 +138,11 @@ class ModuleDef:
                 return t
         raise KeyError(name)
 
-    def reducer(self, name: str, *, source_name: bool = True) -> ReducerDef:
-        """The reducer called `name`: its canonical name, or also its source name (host API, not clients:
-        a real server resolves a client's call by canonical name only)."""
+    def reducer(self, name: str) -> ReducerDef:
+        """The reducer called `name`: its canonical name or its source name (host API; clients call by canonical
+        name only, `client_reducer`)."""
         for r in self.reducers:
-            if name == r.name or (source_name and name == r.source_name):
+            if name in (r.name, r.source_name):
                 return r
         raise KeyError(name)
 
