@@ -69,6 +69,10 @@ class TableInfo:
         self.col_index = {c: i for i, c in enumerate(self.columns)}
         # column -> (index_id, algo, n_columns): indexes usable for an equality lookup on that column
         self.lookup: dict[int, tuple[int, str, int]] = {}
+        # every index's columns, in order: a subscription join may probe an index whose last column is the
+        # join column (sql/subscription.py)
+        self.index_columns: tuple[tuple[int, ...], ...] = tuple(
+            tuple(ix.columns) for ix in db.datastore.schema(self.id).indexes)
         for ix in db.datastore.schema(self.id).indexes:
             algo = getattr(ix.algo, "name", str(ix.algo)).lower()
             c0 = ix.columns[0]

@@ -19,7 +19,7 @@ from collections import Counter
 
 from spacetime_core.sats import Identity
 
-from .check import CQ, Binder, catalog, expand_rls
+from .check import CQ, Binder, catalog, expand_rls, ir_slots
 from .engine import Fragment
 from .errors import SqlError
 from .parser import parse_subscription
@@ -166,16 +166,34 @@ def _subscription_cq(db, sql: str, sender: Identity, owner: bool):
 
 
 def _check_index_join(q: CQ, ast) -> None:
+    """Refuse a join upstream cannot run as an index join (its subscriptions allow no other).
+
+    Upstream plans `FROM a JOIN b ON a.x = b.y` as a hash join probing `b`, swapped to probe `a` when `a` is
+    an unfiltered table and `b` is filtered (a WHERE conjunct on `b` alone, or a view: upstream filters a
+    view's rows by caller), then turns it into an index join if the probed side has an index whose last
+    column is its join column and whose other columns are fixed by `col = constant` conjuncts on that side."""
     if not q.joins:
         raise SqlError("Subscriptions require indexes on join columns")
+    single = [(ir_slots(c), c) for c in q.conds]
     for sa, ca, sb, cb in q.joins:
-        ta, tb = q.rels[sa].table, q.rels[sb].table
-        a_ok = ca in ta.lookup
-        b_ok = cb in tb.lookup
-        if not (a_ok or b_ok):
+        cols = {sa: ca, sb: cb}
+        lhs, rhs = 0, 1
+        if not _filtered(q, single, lhs) and _filtered(q, single, rhs):
+            lhs, rhs = rhs, lhs
+        t = q.rels[rhs].table
+        fixed = {c[2][2] if c[2][0] == "col" else c[3][2] for s, c in single if s == {rhs} and _col_eq_const(c)}
+        if not any(ix[-1] == cols[rhs] and set(ix[:-1]) <= fixed for ix in t.index_columns):
             raise SqlError("Subscriptions require indexes on join columns")
-        if (not a_ok or ta.is_event) and (not b_ok or tb.is_event):
+        if t.is_event:
             raise SqlError("Event tables cannot be used as the lookup table in subscription joins")
+
+
+def _filtered(q: CQ, single, slot: int) -> bool:
+    return q.rels[slot].table.is_view or any(s == {slot} for s, _ in single)
+
+
+def _col_eq_const(c) -> bool:
+    return c[0] == "cmp" and c[1] == "=" and {c[2][0], c[3][0]} == {"col", "const"}
 
 
 def compile_subscription(db, sql: str, sender: Identity, *, owner: bool | None = None) -> SubscriptionPlan:

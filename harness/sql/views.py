@@ -42,7 +42,10 @@ def is_query_type(ty) -> bool:
 
 
 class ViewInfo(TableInfo):
-    """A view seen as a table: its row columns, no indexes, a synthetic id (never a datastore table id)."""
+    """A view seen as a table: its row columns, no indexes, a synthetic id (never a datastore table id).
+
+    `index_columns`: upstream materializes a view with a primary key with an index on (caller, key), so a
+    subscription may join on the key; here such a join is evaluated by hashing the view's rows."""
 
     is_view = True
 
@@ -64,6 +67,7 @@ class ViewInfo(TableInfo):
         self.types = tuple(ts.resolve(ty) if ty.is_ref() else ty for ty in self.declared_types)
         self.col_index = {c: i for i, c in enumerate(self.columns)}
         self.lookup = {}
+        self.index_columns = ((vdef.primary_key,),) if vdef.primary_key is not None else ()
 
 
 def views_of(cqs) -> dict[int, ViewInfo]:
