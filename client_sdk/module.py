@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from spacetime_core.module_def import view_row
 from spacetime_core.sats import (
     AlgebraicType,
     BsatnError,
@@ -136,6 +137,12 @@ class ModuleSpec:
             row = ts[t.row_ref] if t.row_ref < len(ts) else t.row_type
             row_type = _bind_dynamic(row, names.get(t.row_ref) or _class_name(t.name))
             tables.append(TableSpec(t.name, row_type, ts, t.primary_key, _index_specs(t), t.is_event))
+        for v in getattr(mdef, "views", []):  # a view reads like a table of its rows, keyed by its primary key
+            ref, _query = view_row(v, ts)
+            row = ts[ref] if ref is not None and not v.params.elements else None
+            if isinstance(row, ProductType):
+                row_type = _bind_dynamic(row, names.get(ref) or _class_name(v.name))
+                tables.append(TableSpec(v.name, row_type, ts, v.primary_key, (), False))
         reducers = [ReducerSpec(r.name, r.params, ts) for r in mdef.reducers if r.client_callable]
         procedures = [ProcedureSpec(p.name, p.params, p.return_type, ts) for p in getattr(mdef, "procedures", [])]
         return cls.of(tables, reducers, procedures)

@@ -277,7 +277,7 @@ def _from_v10(v10: tuple) -> ModuleDef:
     return mdef
 
 
-def _view_row(v: FunctionDef, ts: Typespace) -> tuple[int | None, bool]:
+def view_row(v: FunctionDef, ts: Typespace) -> tuple[int | None, bool]:
     """(row type ref, is a query-builder view) of a view returning Vec<T>, Option<T> or {__query__: T}."""
     ret = v.return_type
     if isinstance(ret, ProductType) and [n for n, _ in ret.elements] == ["__query__"]:
@@ -304,7 +304,7 @@ def _view_primary_keys(mdef: ModuleDef, raw: list) -> None:
         v = next((v for v in mdef.views if v.source_name == view_source), None)
         if v is None:
             raise ModuleDefError(f"ViewPrimaryKeys names {view_source!r}, which is not a view")
-        ref, _ = _view_row(v, mdef.typespace)
+        ref, _ = view_row(v, mdef.typespace)
         row = mdef.typespace.types[ref] if ref is not None and ref < len(mdef.typespace.types) else None
         names = [n for n, _ in row.elements] if isinstance(row, ProductType) else []
         if columns:
@@ -312,7 +312,7 @@ def _view_primary_keys(mdef: ModuleDef, raw: list) -> None:
                 raise ModuleDefError(f"view {view_source!r} has no column {columns[0]!r} for its primary key")
             v.primary_key = names.index(columns[0])
     for v in mdef.views:
-        ref, query = _view_row(v, mdef.typespace)
+        ref, query = view_row(v, mdef.typespace)
         if query and v.primary_key is None and ref is not None:
             pks = {t.primary_key for t in mdef.tables if t.row_ref == ref and t.primary_key is not None}
             if len(pks) == 1:
