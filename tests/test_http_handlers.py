@@ -140,6 +140,7 @@ def request(app, method: str, path: str, body: bytes | None = None, headers: dic
 def test_routes_over_real_http(app):
     status, headers, body = request(app, "GET", "/v1/database/web/route/get")
     assert (status, body) == (200, b"ok")
+    assert not any(k.lower() == "content-type" for k, _ in headers)  # the handler set none: as upstream, none
     assert not any(k.lower() == "spacetime-identity" for k, _ in headers)  # no auth middleware on /route
     status, _, body = request(app, "POST", "/v1/database/web/route/notes", b"eggs")
     assert (status, body) == (201, b'{"id": 1}')

@@ -5,8 +5,10 @@ As upstream (crates/client-api/src/routes/database.rs, `handle_http_route_impl`)
 identity headers; the handler path is `""`, `"/"` or `"/" + path`; no matching route (or method) is 404 with
 "Database has not registered a handler for this route"; the handler sees the URI the client used (scheme
 and host from `X-Forwarded-Proto` / `X-Forwarded-Host` or `Host`), every header and the whole body (at
-most 2 MB here, 413 beyond); its status, headers and body are sent back as they are; a handler that fails
-inside the host (trap, bad response) is a 500 with the error text.  The call runs in a worker thread.
+most 2 MB here, 413 beyond); its status, headers and body are sent back as they are (no content-type when
+the handler set none, as upstream: aiohttp's default `application/octet-stream` is taken out again); a
+handler that fails inside the host (trap, bad response) is a 500 with the error text.  The call runs in a
+worker thread.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from multidict import CIMultiDict
 from .http import BodyTooLarge, _lookup, read_body, text_response
 
 PREFIX = "/v1/database/{name_or_identity}/route"
+
+
+class _HandlerResponse(web.Response):
+    no_content_type = False  # the handler set no content-type: send none (see _drop_default_content_type)
 
 
 def _external_uri(request: web.Request) -> str:
@@ -53,13 +59,21 @@ async def http_route(request: web.Request) -> web.StreamResponse:
     try:
         for name, value in out.headers:
             resp_headers.add(name, value.decode("latin-1"))
-        resp = web.Response(status=out.status, body=out.body, headers=resp_headers)
+        resp = _HandlerResponse(status=out.status, body=out.body, headers=resp_headers)
     except (ValueError, TypeError) as e:
         return text_response(f"the http handler answered an invalid response: {e}", 500)
-    return resp  # without a content-type from the module aiohttp sends application/octet-stream (upstream: none)
+    resp.no_content_type = "content-type" not in resp_headers
+    return resp
+
+
+async def _drop_default_content_type(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare runs after aiohttp filled in its default content-type, before headers are sent."""
+    if getattr(response, "no_content_type", False):
+        response.headers.popall("Content-Type", None)
 
 
 def setup_module_routes(app: web.Application) -> None:
+    app.on_response_prepare.append(_drop_default_content_type)
     r = app.router
     r.add_route("*", PREFIX, http_route)
     r.add_route("*", PREFIX + "/{path:.*}", http_route)
