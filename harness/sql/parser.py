@@ -167,12 +167,18 @@ class Tok:
         return self.value
 
 
-_OPS2 = ("<>", "!=", "<=", ">=", "::", "||", "=>")
+_OPS2 = ("<>", "!=", "<=", ">=", "::", "||", "=>", "==")  # `==` is `=` (as upstream's parser)
 _OPS1 = "*,.()=<>+-/%;[]:"
 
 
 def _perr(msg: str) -> SqlError:
     return SqlError(f"sql parser error: {msg}")
+
+
+def _loc(s: str, pos: int) -> str:
+    """Where `pos` is, as upstream's SQL parser (sqlparser) writes it in errors: 1-based line and column."""
+    line_start = s.rfind("\n", 0, pos) + 1
+    return f" at Line: {s.count(chr(10), 0, pos) + 1}, Column {pos - line_start + 1}"
 
 
 def tokenize(s: str) -> list[Tok]:
@@ -188,12 +194,12 @@ def tokenize(s: str) -> list[Tok]:
         elif c == "/" and s.startswith("/*", i):
             j = s.find("*/", i + 2)
             if j < 0:
-                raise _perr("Unexpected EOF while in a multi-line comment")
+                raise _perr(f"Unexpected EOF while in a multi-line comment{_loc(s, n)}")
             i = j + 2
         elif c in "xX" and s.startswith("'", i + 1):
             j = s.find("'", i + 2)
             if j < 0:
-                raise _perr(f"Unterminated string literal at position {i}")
+                raise _perr(f"Unterminated string literal{_loc(s, i + 1)}")
             out.append(Tok("hex", "0x" + s[i + 2 : j], i))
             i = j + 1
         elif c.isalpha() or c == "_":
@@ -207,7 +213,7 @@ def tokenize(s: str) -> list[Tok]:
             while True:
                 k = s.find('"', j)
                 if k < 0:
-                    raise _perr(f"Unterminated delimited identifier at position {i}")
+                    raise _perr(f"Expected close delimiter '\"' before EOF.{_loc(s, i)}")
                 buf.append(s[j:k])
                 if s.startswith('"', k + 1):
                     buf.append('"')
@@ -222,7 +228,7 @@ def tokenize(s: str) -> list[Tok]:
             while True:
                 k = s.find("'", j)
                 if k < 0:
-                    raise _perr(f"Unterminated string literal at position {i}")
+                    raise _perr(f"Unterminated string literal{_loc(s, i)}")
                 buf.append(s[j:k])
                 if s.startswith("'", k + 1):
                     buf.append("'")
@@ -268,13 +274,14 @@ def tokenize(s: str) -> list[Tok]:
         else:
             op = s[i : i + 2]
             if op in _OPS2:
-                out.append(Tok("op", op, i))
+                out.append(Tok("op", "=" if op == "==" else op, i))
                 i += 2
             elif c in _OPS1:
                 out.append(Tok("op", c, i))
                 i += 1
-            else:
-                raise _perr(f"Unexpected character '{c}' at position {i}")
+            else:  # as upstream's tokenizer: any other character is a token no rule accepts
+                out.append(Tok("op", c, i))
+                i += 1
     out.append(Tok("eof", "", n))
     return out
 
@@ -319,7 +326,9 @@ class _Parser:
         return False
 
     def expected(self, what: str) -> SqlError:
-        return _perr(f"Expected: {what}, found: {self.tok}")
+        """Upstream's (sqlparser's) wording: `Expected <what>, found: <token> at Line: l, Column c`."""
+        t = self.tok
+        return _perr(f"Expected {what}, found: {t}{'' if t.kind == 'eof' else _loc(self.text, t.pos)}")
 
     def expect_op(self, op: str) -> None:
         if not self.accept_op(op):
@@ -331,6 +340,10 @@ class _Parser:
 
     def unsupported(self, what: str) -> SqlError:
         return SqlError(f"Unsupported: {what}")
+
+    def unsupported_select(self) -> SqlError:
+        """A SELECT clause outside the dialect: subscriptions and /sql word it differently upstream."""
+        return SqlError(f"Unsupported SELECT: {self.query_text()}" if self.sub else f"Unsupported: {self.query_text()}")
 
     def ident(self, what: str = "identifier") -> str:
         t = self.tok
@@ -367,6 +380,8 @@ class _Parser:
             stmt = self.set_var()
         elif t.kw("SHOW"):
             stmt = self.show_var()
+        elif t.kw("DROP") and self.peek().kw("TABLE"):
+            raise self.unsupported(self.query_text())
         else:
             raise self.expected("an SQL statement")
         if self.tok.kw("UNION", "INTERSECT", "EXCEPT"):
@@ -377,6 +392,11 @@ class _Parser:
             while self.accept_op(";"):
                 pass
             if self.tok.kind != "eof":
+                try:
+                    self.statement()
+                except SqlError as e:
+                    if str(e).startswith("sql parser error: "):
+                        raise
                 raise SqlError("Multiple SQL statements are not supported")
         if self.tok.kind != "eof":
             raise self.expected("end of statement")
@@ -388,28 +408,32 @@ class _Parser:
     def select(self) -> Select:
         self.expect_kw("SELECT")
         if self.tok.kw("DISTINCT", "ALL"):
-            raise SqlError(f"Unsupported SELECT: {self.query_text()}")
+            raise self.unsupported_select()
         proj = self.projection()
-        if not self.accept_kw("FROM"):
-            if self.tok.kind == "eof" or self.is_op(";"):
+        if not self.accept_kw("FROM"):  # upstream parses a SELECT without FROM, then refuses it
+            if self.tok.kind == "eof" or self.is_op(";") or self.tok.kw("WHERE", "GROUP", "HAVING", "LIMIT"):
                 raise SqlError("A FROM clause is required")
-            raise self.expected("FROM")
+            raise self.expected("end of statement")
         from_, joins = self.from_clause()
         where = None
         if self.accept_kw("WHERE"):
             where = self.expr()
         if self.tok.kw("GROUP", "HAVING", "WINDOW", "QUALIFY"):
-            raise SqlError(f"Unsupported SELECT: {self.query_text()}")
+            raise self.unsupported_select()
         if self.tok.kw("ORDER", "OFFSET", "FETCH", "FOR"):
+            if self.tok.kw("ORDER") and self.peek().kw("BY") and self.peek(2).kind == "eof":
+                self.i += 2
+                raise self.expected("an expression:")
             raise self.unsupported(self.query_text())
         limit = None
-        if self.accept_kw("LIMIT"):
+        if self.accept_kw("LIMIT"):  # upstream: LIMIT ALL is no limit, a number must be a u64
             t = self.next()
-            if t.kind != "num" or not t.value.isdigit():
-                if t.kw("ALL"):
-                    raise SqlError("Unsupported LIMIT expression: ALL")
-                raise SqlError(f"Unsupported LIMIT expression: {t}")
-            limit = int(t.value)
+            if t.kind == "num":
+                if not t.value.isdigit():
+                    raise SqlError(f"The literal expression `{t.value}` cannot be parsed as type `U64`")
+                limit = int(t.value)
+            elif not t.kw("ALL"):
+                raise self.unsupported(self.query_text())
         return Select(proj, from_, tuple(joins), where, limit)
 
     def projection(self):
@@ -587,7 +611,10 @@ class _Parser:
 
     def delete(self) -> Delete:
         self.expect_kw("DELETE")
-        self.expect_kw("FROM")
+        if not self.accept_kw("FROM"):  # `DELETE t FROM ...` parses upstream (MySQL's multi-table form)
+            self.path()
+            self.expect_kw("FROM")
+            raise self.unsupported(self.query_text())
         table = ".".join(self.path())
         if self.is_op(",") or self.tok.kw("JOIN", "INNER", "CROSS", "USING"):
             raise SqlError("Multi-table DELETE is not supported")
@@ -699,7 +726,7 @@ class _Parser:
                 raise SqlError(f"Unsupported expression: {t.value}(...)")
             parts = self.path_expr()
             return Col(".".join(parts[:-1]) or None, parts[-1])
-        raise self.expected("an expression")
+        raise self.expected("an expression:")  # sic: upstream's parser says "an expression:"
 
     def path_expr(self) -> list[str]:
         t = self.next()
