@@ -27,7 +27,6 @@ KNOWN = [
               "sequence names, a full ExplicitNames section, its own order); we return the module's own V10 def"),
     Deviation("sdk_test", "schema v9", ".body.typespace", "enum variants are not case-converted (camelCase) in our "
               "typespace"),
-    Deviation("*", "sql bad query", ".body", "SQL parser error wording differs"),
     Deviation("*", "A call #* raw args *", ".received.*.InternalError", "BSATN decode error wording differs"),
     Deviation("*", "call bad args*", ".body", "JSON argument error wording differs (serde's vs ours)"),
     # sdk_test: its module def asks for snake_case conversion, under which upstream also renames enum variants to
@@ -39,8 +38,6 @@ KNOWN = [
           ("A unsubscribe #31 query set 1", ".received.A[0].UnsubscribeApplied.rows.tables[*].rows[*].e.*"),
           ("sql one_enum_with_payload", ".body[0].schema.elements[0].algebraic_type.Sum.variants[*].name.some"),
       ]),
-    Deviation("http_api", "route *", ".headers.content-type", "module HTTP responses without a content-type: the "
-              "real server sends none, ours application/octet-stream"),
 ]
 
 
