@@ -28,7 +28,6 @@ KNOWN = [
     Deviation("sdk_test", "schema v9", ".body.typespace", "enum variants are not case-converted (camelCase) in our "
               "typespace"),
     Deviation("*", "A call #* raw args *", ".received.*.InternalError", "BSATN decode error wording differs"),
-    Deviation("*", "call bad args*", ".body", "JSON argument error wording differs (serde's vs ours)"),
     # sdk_test: its module def asks for snake_case conversion, under which upstream also renames enum variants to
     # camelCase in the typespace (`One` -> `one`, `Str` -> `str`); we keep the source names
     *(Deviation("sdk_test", step, path, "enum variants are not case-converted (camelCase) in our typespace")

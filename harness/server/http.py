@@ -32,6 +32,7 @@ from spacetime_core.sats.satsjson import (
 
 from .auth import AuthError, Claims, TokenAuthority, payload_text, token_from_header
 from .executor import executor_for
+from .json_args_errors import describe as describe_bad_args
 from .registry import DatabaseEntry, Registry, RegistryError, parse_identity
 from .schema import schema_json
 
@@ -374,7 +375,8 @@ async def call(request: web.Request) -> web.Response:
         args = _decode_args(body, rdef.params, mdef.typespace)
     except (ValueError, SatsJsonError) as e:
         db.log_system(_BAD_ARGS_LOG.format(rdef.name), rdef.name)
-        return text_response(f"invalid arguments for reducer {rdef.name}: {e}", 400)
+        why = describe_bad_args(body.decode("utf-8", "replace"), rdef.params, rdef.name, mdef.typespace)
+        return text_response(f"invalid arguments for reducer {rdef.name}: {why or e}", 400)
 
     def run():
         conn = ConnectionId.from_bytes(os.urandom(16))
