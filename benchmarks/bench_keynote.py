@@ -312,9 +312,10 @@ def main() -> None:
                                            str(split_port), args.durability, str(ROOT), "split"])
             procs.append(split_proc)
             wait_listening(split_port, split_proc)
-        procs.append(subprocess.Popen([sys.executable, "-c", SPACETIME_SERVER, str(tmp / "data"), str(st_port),
-                                       args.durability, str(ROOT)]))
-        wait_listening(st_port, procs[-1])
+        st_proc = subprocess.Popen([sys.executable, "-c", SPACETIME_SERVER, str(tmp / "data"), str(st_port),
+                                    args.durability, str(ROOT)])
+        procs.append(st_proc)
+        wait_listening(st_port, st_proc)
         cmp_proc = None
         if args.compare_root:
             cmp_proc = subprocess.Popen([sys.executable, "-c", SPACETIME_SERVER, str(tmp / "data-compare"),
@@ -331,10 +332,10 @@ def main() -> None:
         for alpha in args.alpha:
             print(f"alpha {alpha:g}:")
             z = Zipf(args.accounts, alpha, 1)
-            cpu0 = thread_cpu(procs[0].pid)
+            cpu0 = thread_cpu(st_proc.pid)
             res = asyncio.run(drive(st_urls, "spacetime", args.connections, args.inflight, args.seconds,
                                     args.warmup, z))
-            cpu1 = thread_cpu(procs[0].pid)
+            cpu1 = thread_cpu(st_proc.pid)
             st = report(f"spacetime-py ({args.durability})", res, args.seconds)
             calls = (res.ok + res.failed) * (args.seconds + args.warmup) / args.seconds  # incl. warm-up
             print(f"    server CPU per call: event loop {(cpu1[0] - cpu0[0]) / calls * 1e6:.0f} us, "
