@@ -7,11 +7,13 @@ of IPC instead of a syscall and a context switch of its own.
 
 Gateway -> database: OPEN (JSON: database, identity, connection id, token, v3, confirmed), MSG (one raw
 WebSocket binary payload as the client sent it), CLOSE (the client is gone).
-Database -> gateway: READY (connection 0, once, the worker is serving), OPENED, REJECT (JSON: status or null,
-text), MSG (one encoded ServerMessage body, already durable when the client asked for confirmed reads), DONE
+Database -> gateway: READY (connection 0, once, the worker is serving), OPENED (<u32 database key, i64 durable
+offset>), REJECT (JSON: status or null, text), MSG (<i64 offset> + one encoded ServerMessage body: with
+confirmed reads the gateway sends it once the database's durable offset reaches ``offset``; -1: at once), DONE
 (<u32 messages, u64 bytes>: client messages that have run, the gateway's in-flight credit), CLOSE (<u16 code>
 reason: close the WebSocket after what came before), KICK (abort: the client fell too far behind), GONE
-(disconnect ran; the id may be reused).
+(disconnect ran; the id may be reused), DURABLE (connection 0, <u32 database key, i64 offset>: sent by the
+durability thread after each fsync, one record for all the database's clients).
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ import struct
 
 from harness.limits import LIMITS
 
-OPEN, MSG, CLOSE, READY, OPENED, REJECT, DONE, KICK, GONE = range(1, 10)
+OPEN, MSG, CLOSE, READY, OPENED, REJECT, DONE, KICK, GONE, DURABLE = range(1, 11)
 
 HEADER = struct.Struct("<IIB")
 DONE_BODY = struct.Struct("<IQ")
+OFFSET = struct.Struct("<q")  # MSG prefix: the tx offset that must be durable before it is sent, or -1
+DURABLE_BODY = struct.Struct("<Iq")  # database key, durable offset
 RECORD_SLACK = 64 * 1024  # room for the connection metadata of OPEN / REJECT
 
 
@@ -70,5 +74,6 @@ class RecordReader:
         return out
 
 
-__all__ = ["CLOSE", "DONE", "DONE_BODY", "GONE", "KICK", "MSG", "OPEN", "OPENED", "READY", "REJECT", "ChannelError",
+__all__ = ["CLOSE", "DONE", "DONE_BODY", "DURABLE", "DURABLE_BODY", "GONE", "KICK", "MSG", "OFFSET", "OPEN", "OPENED",
+           "READY", "REJECT", "ChannelError",
            "RecordReader", "record", "record_limit"]

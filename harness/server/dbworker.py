@@ -32,9 +32,12 @@ from .channel import (
     CLOSE,
     DONE,
     DONE_BODY,
+    DURABLE,
+    DURABLE_BODY,
     GONE,
     KICK,
     MSG,
+    OFFSET,
     OPEN,
     OPENED,
     READY,
@@ -96,8 +99,10 @@ class _Sender:
 
 
 class WorkerConnection(Connection):
-    """A WebSocket client as the database process sees it: the one-process ``Connection`` (ordered outbox,
-    durable-prefix release, outbox limits) whose ``wake`` turns what may be sent into channel records."""
+    """A WebSocket client as the database process sees it: the one-process ``Connection`` (ordered outbox with
+    the tx offset of each message, outbox limits) whose ``wake`` turns everything queued into channel records
+    at the end of each executor batch.  The durability gate is the gateway's: the durability thread only sends
+    one DURABLE record per fsync (``Worker._db_key``), instead of waking every connection."""
 
     def __init__(self, cid: int, sender: _Sender, identity: Identity, connection_id: ConnectionId, token: str,
                  v3: bool, db: Any, confirmed: bool) -> None:
@@ -119,11 +124,15 @@ class WorkerConnection(Connection):
             return
         recs = []
         limit = record_limit() - 16
-        for body in self._take():
+        with self._lock:  # everything queued, with its offset: the gateway holds what is not yet durable
+            self._scheduled = False
+            items = list(self._out)
+            self._out.clear()
+        for body, off in items:
             if len(body) > limit:
                 self.fatal = f"a server message of {len(body)} bytes is over the channel's record limit"
                 break
-            recs.append(record(self.cid, MSG, body))
+            recs.append(record(self.cid, MSG, OFFSET.pack(-1 if off is None else off) + body))
             self._sent(len(body))
         with self._lock:
             n, b = self._done_n, self._done_bytes
@@ -194,6 +203,7 @@ class Worker:
         self.sock = sock
         self.sender = _Sender(sock)
         self.conns: dict[int, WorkerConnection] = {}
+        self._dbs: dict[int, Any] = {}  # channel key -> Database (a replaced database gets a new key)
         self._lock = threading.Lock()
         self.procedures = concurrent.futures.ThreadPoolExecutor(PROCEDURE_THREADS, thread_name_prefix="procedure")
         self.thread = threading.Thread(target=self._read, name="channel", daemon=True)
@@ -262,9 +272,11 @@ class Worker:
             self.sender.send(record(cid, REJECT, json.dumps({"status": status if isinstance(status, int) else 500,
                                                              "text": text}).encode()))
             return
+        key = self._db_key(db)
         conn = WorkerConnection(cid, self.sender, Identity.from_hex(info["identity"]),
                                 ConnectionId.from_hex(info["connection_id"]), info["token"], bool(info["v3"]), db,
                                 bool(info["confirmed"]))
+        conn.db_key = key
         with self._lock:
             self.conns[cid] = conn
         conn.ex.submit(self._connect, conn)
@@ -277,12 +289,27 @@ class Worker:
             log.exception("client_connected raised")
             rejected = str(e)
         if rejected is None:
-            self.sender.send(record(conn.cid, OPENED))
+            committer = getattr(conn.mgr.db, "committer", None)
+            durable = committer.durable_offset if committer is not None else -1
+            self.sender.send(record(conn.cid, OPENED, DURABLE_BODY.pack(conn.db_key, durable)))
             return
         conn.closed = True
         with self._lock:
             self.conns.pop(conn.cid, None)
         self.sender.send(record(conn.cid, REJECT, json.dumps({"status": None, "text": rejected}).encode()))
+
+    def _db_key(self, db: Any) -> int:
+        """The channel's key for ``db``; the first time, its durability thread starts sending DURABLE."""
+        with self._lock:
+            for key, d in self._dbs.items():
+                if d is db:
+                    return key
+            key = len(self._dbs) + 1
+            self._dbs[key] = db
+        committer = getattr(db, "committer", None)
+        if committer is not None:
+            committer.add_listener(lambda offset: self.sender.send(record(0, DURABLE, DURABLE_BODY.pack(key, offset))))
+        return key
 
     def _disconnect(self, conn: WorkerConnection) -> None:
         try:

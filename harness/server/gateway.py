@@ -54,9 +54,12 @@ from .channel import (
     CLOSE,
     DONE,
     DONE_BODY,
+    DURABLE,
+    DURABLE_BODY,
     GONE,
     KICK,
     MSG,
+    OFFSET,
     OPEN,
     OPENED,
     READY,
@@ -69,6 +72,7 @@ from .http import _has_dot_segment, text_response
 from .websocket import (
     PING_INTERVAL,
     SUBSCRIBE_ROUTE,
+    V3_BATCH_LIMIT,
     WRITE_BACKLOG_BYTES,
     AuthFailed,
     TokenAuthorityAuth,
@@ -91,14 +95,17 @@ WORKER_GONE = "database process exited"
 class _Client:
     """One WebSocket client on the gateway side: the in-flight credit and the outbox toward the client."""
 
-    def __init__(self, cid: int, compression: str, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, cid: int, compression: str, v3: bool, gw: Gateway, loop: asyncio.AbstractEventLoop) -> None:
         self.cid = cid
         self.compression = compression
+        self.v3 = v3
+        self.gw = gw
+        self.db = 0  # the database's channel key (from OPENED)
         self.opened: asyncio.Future = loop.create_future()  # None, or the REJECT dict
         self.gone: asyncio.Future = loop.create_future()
         self.ws: web.WebSocketResponse | None = None
         self.transport: asyncio.Transport | None = None
-        self.out: collections.deque[bytes] = collections.deque()  # bodies not yet written
+        self.out: collections.deque[tuple[bytes, int]] = collections.deque()  # (body, offset) not yet written
         self.out_bytes = 0
         self.sending = False  # the writer task is sending (then it owns the order)
         self.wake = asyncio.Event()
@@ -108,23 +115,48 @@ class _Client:
         self.room.set()
         self.close_after: tuple[int, bytes] | None = None  # a CLOSE from the database, after `out`
         self.closer: asyncio.Future | None = None
+        self.writer_task: asyncio.Task | None = None
         self.kicked = False
 
     # ---------------------------------------------------------------- from the database process
 
-    def add(self, body: bytes) -> None:
+    def add(self, payload: bytes) -> None:
         if self.kicked:
             return
+        n = len(payload) - 8
         if self.out and (len(self.out) >= LIMITS.ws_outbox_messages
-                         or self.out_bytes + len(body) > LIMITS.ws_outbox_bytes):
+                         or self.out_bytes + n > LIMITS.ws_outbox_bytes):
             log.warning("client exceeded its outgoing queue, kicking")
             self.kick()
             return
-        self.out.append(body)
-        self.out_bytes += len(body)
+        self.out.append((payload[8:], OFFSET.unpack_from(payload)[0]))
+        self.out_bytes += n
+
+    def _take(self) -> list[bytes]:
+        """The durable prefix of the outbox as WebSocket message bodies (v3: concatenated up to 512 KiB)."""
+        durable = self.gw.durable.get(self.db, -1)
+        out = self.out
+        bodies = []
+        while out and out[0][1] <= durable:
+            body = out.popleft()[0]
+            self.out_bytes -= len(body)
+            bodies.append(body)
+        if out:
+            self.gw.waiting.add(self)  # flushed again on the next DURABLE
+        if not self.v3 or len(bodies) < 2:
+            return bodies
+        batches, cur, size = [], [], 0
+        for b in bodies:
+            if cur and size + len(b) > V3_BATCH_LIMIT:
+                batches.append(b"".join(cur))
+                cur, size = [], 0
+            cur.append(b)
+            size += len(b)
+        batches.append(b"".join(cur))
+        return batches
 
     def flush(self) -> None:
-        """Write what is queued: directly, several frames in one transport write, unless the socket has a
+        """Write what may be sent: directly, several frames in one transport write, unless the socket has a
         backlog (then the writer task sends with aiohttp's flow control)."""
         ws, t = self.ws, self.transport
         if ws is None or self.kicked or not self.out:
@@ -134,13 +166,12 @@ class _Client:
             self.wake.set()
             return
         parts = []
-        for body in self.out:
+        for body in self._take():
             data = compress_body(body, self.compression)
             parts.append(_binary_frame_header(len(data)))
             parts.append(data)
-        self.out.clear()
-        self.out_bytes = 0
-        t.write(b"".join(parts))
+        if parts:
+            t.write(b"".join(parts))
 
     def credit(self, n: int, size: int) -> None:
         self.inflight -= n
@@ -149,11 +180,11 @@ class _Client:
             self.room.set()
 
     def close_when_sent(self, code: int, reason: bytes) -> None:
+        """Close after what may be sent now (what still waits for durability is dropped, as in one process)."""
         self.close_after = (code, reason)
-        if not self.out:
+        self.wake.set()
+        if self.ws is None or self.writer_task is None:
             self._close_now()
-        else:
-            self.wake.set()
 
     def _close_now(self) -> None:
         code, reason = self.close_after
@@ -193,9 +224,7 @@ class _Client:
                 return
             self.sending = True
             try:
-                while self.out:
-                    body = self.out.popleft()
-                    self.out_bytes -= len(body)
+                for body in self._take():
                     await ws.send_bytes(compress_body(body, self.compression))
             finally:
                 self.sending = False
@@ -260,7 +289,19 @@ class _Channel(asyncio.Protocol):
                     c.credit(*DONE_BODY.unpack(payload))
             elif kind == OPENED:
                 if c is not None and not c.opened.done():
+                    c.db, durable = DURABLE_BODY.unpack(payload)
+                    gw = self.gw
+                    if durable > gw.durable.get(c.db, -1):
+                        gw.durable[c.db] = durable
                     c.opened.set_result(None)
+            elif kind == DURABLE:
+                db, durable = DURABLE_BODY.unpack(payload)
+                gw = self.gw
+                if durable > gw.durable.get(db, -1):
+                    gw.durable[db] = durable
+                    for w in [w for w in gw.waiting if w.db == db]:
+                        gw.waiting.discard(w)
+                        touched[w.cid] = w
             elif kind == REJECT:
                 if c is not None:
                     clients.pop(cid, None)
@@ -306,6 +347,8 @@ class Gateway:
         self.dead = False
         self.stopping = False
         self.live: set[_Client] = set()
+        self.durable: dict[int, int] = {}  # database key -> durable tx offset (DURABLE records)
+        self.waiting: set[_Client] = set()  # clients holding messages that are not durable yet
         self._tmp = Path(tempfile.mkdtemp(prefix="spacetime-py-"))
         self.http_sock = str(self._tmp / "http.sock")
         self.session: aiohttp.ClientSession | None = None
@@ -395,7 +438,7 @@ class Gateway:
         if cid is None:
             cid = ConnectionId.from_bytes(os.urandom(16))
         loop = asyncio.get_running_loop()
-        c = _Client(self._new_id(), compression, loop)
+        c = _Client(self._new_id(), compression, protocol == V3_BSATN, self, loop)
         self.clients[c.cid] = c
         self.channel.send(record(c.cid, OPEN, json.dumps({
             "db": name, "identity": identity.to_hex(), "connection_id": cid.to_hex(), "token": token,
@@ -420,12 +463,15 @@ class Gateway:
         c.ws = ws
         c.transport = request.transport
         self.live.add(c)
-        writer = asyncio.create_task(c.writer())
+        writer = c.writer_task = asyncio.create_task(c.writer())
         c.flush()  # InitialConnection and whatever came before the upgrade finished
+        if c.close_after is not None:
+            c.wake.set()  # closed by the database before the upgrade finished: the writer closes
         try:
             await self._read_loop(ws, c)
         finally:
             self.live.discard(c)
+            self.waiting.discard(c)
             if not self.dead and c.cid in self.clients:
                 self.channel.send(record(c.cid, CLOSE))
                 await c.gone
