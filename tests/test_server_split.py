@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from harness.limits import LIMITS
 from harness.server.gateway import GATEWAY_KEY, create_gateway_app
 from spacetime_core.protocol import (
     CallReducer,
@@ -152,6 +153,9 @@ def test_http_goes_through_the_proxy(server, wasm, owner):
     assert status == 404
     status, _, body = raw(f"{server.url}/v1/database/a/../{name}")  # urllib keeps the dot segments
     assert status == 400 and b"segments" in body
+    # bodies are streamed through; the database process's per-route limit still applies
+    status, _, body = raw(f"{server.url}/v1/database/{name}/sql", "POST", b" " * (LIMITS.body_bytes + 1))
+    assert status == 413 and b"body_bytes" in body
 
 
 def test_subscribe_call_fan_out_and_errors(server, wasm, owner):

@@ -396,13 +396,15 @@ class Gateway:
 
     async def stop(self) -> None:
         self.stopping = True
-        closers = []
-        for c in list(self.live):
+        live = list(self.live)
+        for c in live:
             c.close_when_sent(1001, b"server shutting down")
-            if c.closer is not None:
-                closers.append(c.closer)
+        writers = [c.writer_task for c in live if c.writer_task is not None]
+        if writers:  # each writer sends what may be sent, then starts the close
+            await asyncio.wait(writers, timeout=3)
+        closers = [c.closer for c in live if c.closer is not None]
         if closers:
-            await asyncio.gather(*closers, return_exceptions=True)
+            await asyncio.wait(closers, timeout=3)
         if self.session is not None:
             await self.session.close()
         if self.channel is not None and self.channel.transport is not None:
@@ -525,7 +527,10 @@ class Gateway:
         if self.dead or self.session is None:
             return text_response(WORKER_GONE, 503)
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_HEADERS]
-        body = await request.read() if request.body_exists else None
+        if request.content_length is not None:
+            headers.append(("Content-Length", str(request.content_length)))
+        # streamed, not buffered here: the database process's app applies the per-route body limits
+        body = request.content.iter_any() if request.body_exists else None
         try:
             async with self.session.request(request.method, "http://db" + request.raw_path, headers=headers,
                                             data=body, allow_redirects=False,
