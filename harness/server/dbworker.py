@@ -1,17 +1,19 @@
-"""The database process of the split server (``spacetime-py start --db-process``; gateway.py starts it).
+"""The database process of the split server (gateway.py starts it).
 
 It owns the data dir's databases (the Registry), runs module code, subscriptions and the commit logs, and
 serves the HTTP API on a unix socket the gateway proxies to.  WebSocket clients arrive as channel records
 (channel.py): the same ``Connection`` outbox and ``SubscriptionManager`` as the one-process server, on each
 database's executor thread (executor.py), but with no busy event loop in this process: the channel is read
 by a thread that is blocked in ``recv`` when idle, and results are written to the channel by the thread that
-produced them (one write per executor batch or per fsync), so the GIL here serves the databases alone.
+produced them (one write per executor batch; the durability thread writes one DURABLE record per fsync), so
+the GIL here serves the databases alone.
 
     python -m harness.server.dbworker DATA_DIR CHANNEL_FD HTTP_SOCKET DURABILITY
 """
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import json
 import logging
@@ -364,17 +366,24 @@ def main(argv: list[str]) -> None:
     app = create_app(data_dir, durability=durability)
     worker = Worker(app[REGISTRY_KEY], sock)
 
-    async def on_startup(app: web.Application) -> None:
-        worker.start()
-
     async def on_shutdown(app: web.Application) -> None:
-        import asyncio
-
         await asyncio.to_thread(worker.close)
 
-    app.on_startup.append(on_startup)
     app.on_shutdown.insert(0, on_shutdown)
-    web.run_app(app, path=http_sock, print=None, access_log=None, shutdown_timeout=3, handle_signals=True)
+
+    async def run() -> None:
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=3, handle_signals=False)
+        await runner.setup()
+        await web.UnixSite(runner, http_sock).start()
+        worker.start()  # READY only once the HTTP socket accepts connections
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await runner.cleanup()  # on_shutdown (disconnect clients) then on_cleanup (close the databases)
+
+    asyncio.run(run())
     try:
         sock.close()
     except OSError:

@@ -1,6 +1,6 @@
 """The split server: a gateway process for the network and one database process for the databases.
 
-    serve_split("data/", "127.0.0.1", 3000)        # spacetime-py start --db-process
+    serve_split("data/", "127.0.0.1", 3000)        # blocks, like app.serve
 
 Why: the one-process server runs the aiohttp event loop and the databases under one GIL, so it uses one
 core, and every module callback on the database thread fights the busy loop for the GIL.  Here the gateway
@@ -12,8 +12,10 @@ measurements.
 WebSocket clients: the gateway checks the request and the token as the one-process endpoint does, then sends
 OPEN over the channel (channel.py); the database process looks the database up (404 and friends come back as
 REJECT, answered before the upgrade) and runs ``client_connected``.  Then each client frame is forwarded as is
-(MSG) and decoded in the database process; server messages come back already released for confirmed reads,
-and the gateway compresses, frames and writes them, several per transport write.  Limits: per connection at
+(MSG) and decoded in the database process; server messages come back at the end of each executor batch with
+the tx offset they reflect, and the gateway holds each until the database's durable offset (one DURABLE record
+per fsync) reaches it, for confirmed reads, then compresses, frames and writes them, several per transport
+write.  Limits: per connection at
 most ``ws_inflight_messages`` frames / ``ws_inflight_bytes`` bytes sent to the database process and not yet
 run (the DONE credit), ``ws_outbox_*`` queued toward the client (over it the client is dropped, as in one
 process), and the channel's write buffer is bounded by pausing every reader when it is full.
@@ -21,6 +23,9 @@ process), and the channel's write buffer is bounded by pausing every reader when
 HTTP: every other route is proxied to the database process's own aiohttp app on a unix socket (the same
 routes as the one-process server).  If the database process dies, every client is closed with 1011
 ``database process exited`` and requests get 503; the gateway does not restart it.
+
+Status: an experiment, not wired into the CLI: on the keynote workload it measured slower than the
+one-process server (benchmarks/README.md, "Second core"); kept so the measurement can be repeated.
 """
 
 from __future__ import annotations
