@@ -45,7 +45,10 @@ SPACETIME_SERVER = textwrap.dedent("""
     import logging, sys
     logging.basicConfig(level=logging.WARNING)
     sys.path.insert(0, sys.argv[4])
-    from harness.server.app import serve
+    if sys.argv[5:] == ["split"]:
+        from harness.server.gateway import serve_split as serve
+    else:
+        from harness.server.app import serve
     serve(sys.argv[1], "127.0.0.1", int(sys.argv[2]), print_fn=None, durability=sys.argv[3])
 """)
 
@@ -240,6 +243,16 @@ def thread_cpu(pid: int) -> tuple[float, float]:
     return main, other
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds of every thread of process `pid` (Linux /proc)."""
+    return sum(thread_cpu(pid))
+
+
+def child_pid(pid: int) -> int:
+    """The (first) child process of `pid`: the split server's database process."""
+    return int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+
+
 def setup_spacetime(data: Path, accounts: int, wasm: bytes, names: list[str]) -> None:
     """Publish examples/keynote on `data` as each of `names` and seed it (in-process, before the server
     starts)."""
@@ -269,6 +282,8 @@ def main() -> None:
     ap.add_argument("--compare-root", type=Path, default=None,
                     help="also run the server from this checkout (e.g. the main branch) on a copy of the data")
     ap.add_argument("--compare-durability", default="every", help="--durability for the --compare-root server")
+    ap.add_argument("--split", action="store_true",
+                    help="also run the split server (serve_split: gateway + database process) on a copy of the data")
     ap.add_argument("--databases", type=int, default=1,
                     help="spread the connections over this many keynote databases (one executor thread each)")
     args = ap.parse_args()
@@ -289,9 +304,18 @@ def main() -> None:
         st_port, sq_port, cmp_port = free_port(), free_port(), free_port()
         if args.compare_root:
             shutil.copytree(tmp / "data", tmp / "data-compare")
-        procs.append(subprocess.Popen([sys.executable, "-c", SPACETIME_SERVER, str(tmp / "data"), str(st_port),
-                                       args.durability, str(ROOT)]))
-        wait_listening(st_port, procs[-1])
+        split_proc = None
+        if args.split:
+            shutil.copytree(tmp / "data", tmp / "data-split")
+            split_port = free_port()
+            split_proc = subprocess.Popen([sys.executable, "-c", SPACETIME_SERVER, str(tmp / "data-split"),
+                                           str(split_port), args.durability, str(ROOT), "split"])
+            procs.append(split_proc)
+            wait_listening(split_port, split_proc)
+        st_proc = subprocess.Popen([sys.executable, "-c", SPACETIME_SERVER, str(tmp / "data"), str(st_port),
+                                    args.durability, str(ROOT)])
+        procs.append(st_proc)
+        wait_listening(st_port, st_proc)
         cmp_proc = None
         if args.compare_root:
             cmp_proc = subprocess.Popen([sys.executable, "-c", SPACETIME_SERVER, str(tmp / "data-compare"),
@@ -308,14 +332,27 @@ def main() -> None:
         for alpha in args.alpha:
             print(f"alpha {alpha:g}:")
             z = Zipf(args.accounts, alpha, 1)
-            cpu0 = thread_cpu(procs[0].pid)
+            cpu0 = thread_cpu(st_proc.pid)
             res = asyncio.run(drive(st_urls, "spacetime", args.connections, args.inflight, args.seconds,
                                     args.warmup, z))
-            cpu1 = thread_cpu(procs[0].pid)
+            cpu1 = thread_cpu(st_proc.pid)
             st = report(f"spacetime-py ({args.durability})", res, args.seconds)
             calls = (res.ok + res.failed) * (args.seconds + args.warmup) / args.seconds  # incl. warm-up
             print(f"    server CPU per call: event loop {(cpu1[0] - cpu0[0]) / calls * 1e6:.0f} us, "
                   f"database + durability threads {(cpu1[1] - cpu0[1]) / calls * 1e6:.0f} us", flush=True)
+            if split_proc is not None:
+                worker = child_pid(split_proc.pid)
+                c0 = thread_cpu(split_proc.pid), process_cpu(worker)
+                res = asyncio.run(drive([f"ws://127.0.0.1:{split_port}/v1/database/{n}/subscribe?compression=None"
+                                         for n in names], "spacetime", args.connections, args.inflight,
+                                        args.seconds, args.warmup, z))
+                c1 = thread_cpu(split_proc.pid), process_cpu(worker)
+                sp = report(f"split ({args.durability})", res, args.seconds)
+                calls = (res.ok + res.failed) * (args.seconds + args.warmup) / args.seconds
+                print(f"    CPU per call: gateway loop {(c1[0][0] - c0[0][0]) / calls * 1e6:.0f} us "
+                      f"+ other threads {(c1[0][1] - c0[0][1]) / calls * 1e6:.0f} us, "
+                      f"database process {(c1[1] - c0[1]) / calls * 1e6:.0f} us", flush=True)
+                print(f"  ratio split / one process: {sp / st:.2f}x", flush=True)
             if cmp_proc is not None:
                 urls = [f"ws://127.0.0.1:{cmp_port}/v1/database/{n}/subscribe?compression=None" for n in names]
                 cmp = report(f"{args.compare_root.name} ({args.compare_durability})",

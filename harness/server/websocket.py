@@ -376,7 +376,26 @@ def _parse_connection_id(value: str | None) -> ConnectionId | None:
     return cid
 
 
-def _bearer(request: web.Request) -> str | None:
+def upgrade_params(request: web.Request, protocols: tuple[str, ...] = SUBPROTOCOLS
+                   ) -> tuple[str, str, ConnectionId | None, str | None]:
+    """The subscribe request's ``(compression, confirmed, connection id, chosen subprotocol or None)``;
+    raises 400 for a bad query parameter.  (Shared with the split server's gateway.)"""
+    q = request.query
+    compression = q.get("compression", "Brotli")
+    confirmed = q.get("confirmed", "true")  # upstream's default for v2/v3
+    if confirmed not in ("true", "false"):
+        raise web.HTTPBadRequest(text=f"invalid confirmed {confirmed!r}: expected true or false")
+    if compression not in COMPRESSION_MODES:
+        raise web.HTTPBadRequest(text=f"invalid compression {compression!r}: expected None, Brotli or Gzip")
+    try:
+        cid = _parse_connection_id(q.get("connection_id"))
+    except ValueError as e:
+        raise web.HTTPBadRequest(text=str(e)) from None
+    offered = [p for h in request.headers.getall("Sec-WebSocket-Protocol", []) for p in h.split(",")]
+    return compression, confirmed, cid, choose_subprotocol(offered, protocols)
+
+
+def bearer(request: web.Request) -> str | None:
     """The credential: ``Authorization: Bearer <token>`` first, else the ``token`` query parameter."""
     h = request.headers.get("Authorization")
     if h is not None:
@@ -414,19 +433,7 @@ class SubscribeEndpoint:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name_or_identity"]
-        q = request.query
-        compression = q.get("compression", "Brotli")
-        confirmed = q.get("confirmed", "true")  # upstream's default for v2/v3
-        if confirmed not in ("true", "false"):
-            raise web.HTTPBadRequest(text=f"invalid confirmed {confirmed!r}: expected true or false")
-        if compression not in COMPRESSION_MODES:
-            raise web.HTTPBadRequest(text=f"invalid compression {compression!r}: expected None, Brotli or Gzip")
-        try:
-            cid = _parse_connection_id(q.get("connection_id"))
-        except ValueError as e:
-            raise web.HTTPBadRequest(text=str(e)) from None
-        offered = [p for h in request.headers.getall("Sec-WebSocket-Protocol", []) for p in h.split(",")]
-        protocol = choose_subprotocol(offered, self.protocols)
+        compression, confirmed, cid, protocol = upgrade_params(request, self.protocols)
         try:
             db = self.lookup(name)
         except Exception as e:  # noqa: BLE001 - e.g. registry.RegistryError(status, body)
@@ -440,7 +447,7 @@ class SubscribeEndpoint:
         if protocol is None:
             raise web.HTTPBadRequest(text="no valid protocol selected")
         try:
-            token = _bearer(request)
+            token = bearer(request)
             identity, token = await self._run(self.auth.resolve, token)
         except AuthFailed as e:
             raise (web.HTTPBadRequest if e.status == 400 else web.HTTPUnauthorized)(text=e.text) from None
