@@ -399,7 +399,10 @@ async def load_conn(url: str, kind: str, inflight: int, pairs: list[tuple[int, i
 
 async def subscriber(url: str, watch_from: int, probe_account: int, recv: dict[int, list[float]],
                      ready: asyncio.Event, n_ready: list[int], n_subs: int) -> WsClient:
-    """Subscribe to the watched accounts; note when each probe's update (balance of `probe_account`) arrives."""
+    """Subscribe to the watched accounts; note when each probe's update arrives: the k-th probe of this run
+    leaves `probe_account` at its balance in SubscribeApplied (before any probe of this run) minus k."""
+    base: list[int] = []
+
     def on_messages(msgs: list[bytes]) -> None:
         now = time.time()
         for data in msgs:
@@ -411,8 +414,15 @@ async def subscriber(url: str, watch_from: int, probe_account: int, recv: dict[i
                                 for row in rows.value.inserts.rows():
                                     acct, balance = ACCOUNT_ROW.unpack(row)
                                     if acct == probe_account:
-                                        recv.setdefault(INITIAL_BALANCE - balance, []).append(now)
+                                        recv.setdefault(base[0] - balance, []).append(now)
                 elif isinstance(m, SubscribeApplied):
+                    for table in m.rows.tables:
+                        for row in table.rows.rows():
+                            acct, balance = ACCOUNT_ROW.unpack(row)
+                            if acct == probe_account:
+                                base.append(balance)
+                    if len(base) != 1:
+                        raise RuntimeError(f"probe account {probe_account} not in the subscription's rows")
                     n_ready[0] += 1
                     if n_ready[0] == n_subs:
                         ready.set()
