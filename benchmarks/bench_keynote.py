@@ -659,7 +659,8 @@ def main() -> None:
     ap.add_argument("--coalesce", action="store_true",
                     help="raw client: send the calls that one read of replies frees in one write (a pipelining "
                          "client; cheaper for both sides) instead of one write per call")
-    ap.add_argument("--rounds", type=int, default=1, help="repeat every configuration this many times, alternating")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="repeat every configuration this many times, rotating the order of the servers")
     ap.add_argument("--single", action="store_true", help="also run 1 connection x 1 call in flight")
     ap.add_argument("--subscribers", type=int, default=0, help="fan-out: this many subscriber connections")
     ap.add_argument("--watch", type=int, default=1000, help="fan-out: subscribers watch the top WATCH account ids")
@@ -714,7 +715,7 @@ def main() -> None:
                 tps: dict[str, list[float]] = {}
                 for rnd in range(args.rounds):
                     for client in clients:
-                        for label, proc, urls in servers:
+                        for label, proc, urls in servers[rnd % len(servers):] + servers[:rnd % len(servers)]:
                             kind = "sqlite" if label.startswith("sqlite") else "spacetime"
                             z = Zipf(n_load, alpha, 1 + rnd)
                             stats = ServerStats(proc) if kind == "spacetime" else None
