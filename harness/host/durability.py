@@ -12,9 +12,10 @@ database and event loop threads lack on a small machine.  So the thread adapts: 
 its last fsync ran (there is concurrent load, so waiting gathers more), the next fsync starts no earlier than
 ``max_delay`` after the previous one started, or as soon as ``batch_target`` transactions are pending.  If
 nothing arrived during the last fsync (an idle database, a single client waiting for its answer), the next
-fsync starts at once: a lone call never waits for the delay.  A transaction thus waits at most ``max_delay``
-for its fsync to start (the fsync rate is at most 1 / ``max_delay`` under load).  Upstream SpacetimeDB fsynced
-on a fixed timer before (50 ms, then 10 ms) and now fsyncs after every drained batch as we did before.
+fsync starts at once: a lone call never waits for the delay.  A transaction's fsync thus starts at most
+``max_delay`` after the fsync running when it arrived started (or when that one ends, if it takes longer), and
+while the load lasts there is at most one fsync per ``max_delay``.  Upstream SpacetimeDB fsynced on a fixed
+timer before (50 ms, then 10 ms) and now fsyncs after every batch it drains, as we did before.
 
 Rule: a transaction at tx offset ``o`` is durable once ``durable_offset >= o``; nothing that reveals it may be
 acknowledged as durable before that (see docs/durability.md).  An fsync error fails the commit log (no later
