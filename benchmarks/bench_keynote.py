@@ -662,7 +662,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1,
                     help="repeat every configuration this many times, rotating the order of the servers")
     ap.add_argument("--single", action="store_true", help="also run 1 connection x 1 call in flight")
-    ap.add_argument("--subscribers", type=int, default=0, help="fan-out: this many subscriber connections")
+    ap.add_argument("--subscribers", type=int, default=0,
+                    help="fan-out: this many subscriber connections (raw client, spacetime-py servers)")
     ap.add_argument("--watch", type=int, default=1000, help="fan-out: subscribers watch the top WATCH account ids")
     ap.add_argument("--probe-ms", type=float, default=10.0, help="fan-out: a probe transfer every this many ms")
     ap.add_argument("--port-base", type=int, default=0, help="listen on ports from here (default: free ports)")
