@@ -2,6 +2,9 @@
 
     python benchmarks/bench_keynote.py                          # 100k accounts, alpha 0 and 1.5, 10 s each
     python benchmarks/bench_keynote.py --accounts 10000 --seconds 4 --connections 8 --inflight 8   # quick
+    python benchmarks/bench_keynote.py --alpha 0 --subscribers 100   # + fan-out to 100 subscribers
+    python benchmarks/bench_keynote.py --alpha 0 --single            # + 1 connection x 1 call in flight
+    python benchmarks/bench_keynote.py --compare-root /work/main --compare-durability group   # before/after
 
 Server under test: examples/keynote published on a data dir, served by `harness.server.app.serve` in a child
 process with group commit (`--durability`, default "group": every acknowledged transfer is fsynced; clients use
@@ -9,15 +12,36 @@ confirmed reads, the default, so a ReducerResult means durable).  Baseline: a sm
 child process) doing the same transfer in SQLite, WAL mode, `synchronous=FULL`, one transaction per request on
 one database thread.  One load generator drives both: N connections x M calls in flight, accounts drawn from a
 Zipf distribution (alpha 0 = uniform; 1.5 = a few hot accounts), amount 1; it reports committed transfers/s
-and the p50/p99 round trip.  Requests use spacetime_core.protocol's encoders (v2 BSATN), the protocol's one codec.
+and the p50/p99 round trip.
+
+The load generator (`--client raw`, the default) is a minimal RFC 6455 client on an asyncio Protocol, so that
+it takes little of the CPU it shares with the servers: each connection pre-encodes a pool of requests with
+spacetime_core.protocol's encoder (v2 BSATN, the protocol's one codec; masked once at setup) and cycles
+through it (request id = pool slot, so a slot is reused only after its reply came back); every reply is
+decoded with `decode_server_frame`.  `--client aiohttp` is the previous generator (aiohttp's ws client,
+encoding per call), kept to compare.  The report line gives the generator's own CPU per call.
+
+Server-side figures per run: CPU per call of the event loop, the database executor and the durability threads
+(/proc per-thread times), fsyncs/s and transactions per fsync (read from the server's GroupCommitters).
+
+Fan-out (`--subscribers N`): N more connections each subscribe to `SELECT * FROM accounts WHERE id >= W`
+(the `--watch` highest account ids) while the load runs; the load draws its accounts below the two highest ids,
+and a probe connection transfers 1 between those two every `--probe-ms` (one call in flight).  After the k-th
+probe, account n-2 holds INITIAL - k, so each subscriber's update is matched to its probe exactly; the figure is
+commit-to-delivery: the subscriber's receive time minus the probe transaction's timestamp (taken by the server
+when the reducer starts, from the caller's ReducerResult; same machine clock), with confirmed reads (so it
+includes the wait for the fsync).  The load transfers that touch watched accounts are delivered too (load on
+the fan-out path) but not timed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import bisect
 import itertools
+import json
 import os
 import random
 import shutil
@@ -28,27 +52,56 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import aiohttp  # noqa: E402
-
-from spacetime_core.protocol import V2_BSATN, CallReducer, ReducerResult, decode_server_frame, encode_client  # noqa: E402
+from spacetime_core.protocol import (  # noqa: E402
+    V2_BSATN,
+    CallReducer,
+    ReducerResult,
+    Subscribe,
+    SubscribeApplied,
+    SubscriptionError,
+    TransactionUpdate,
+    decode_server_frame,
+    encode_client,
+)
 from spacetime_core.sats import Identity  # noqa: E402
 
 OWNER = Identity.from_bytes(bytes(range(32)))
 INITIAL_BALANCE = 1_000_000_000
+POOL = 1024  # pre-encoded requests per connection (must exceed --inflight)
+ACCOUNT_ROW = struct.Struct("<Iq")  # the keynote module's `accounts` row {id: u32, balance: i64} in BSATN
 
 SPACETIME_SERVER = textwrap.dedent("""
-    import logging, sys
+    # argv: data dir, port, durability, checkout root, commit delay in ms ("" = that checkout's default),
+    # and "split" for the split server (gateway + database process: its commit log is in the child).
+    # A line on stdin is answered with one JSON line: fsyncs so far, the commit log's end offset, thread names.
+    import json, logging, sys, threading
     logging.basicConfig(level=logging.WARNING)
     sys.path.insert(0, sys.argv[4])
-    if sys.argv[5:] == ["split"]:
+    from harness.host import durability
+    if sys.argv[6:] == ["split"]:
         from harness.server.gateway import serve_split as serve
     else:
         from harness.server.app import serve
+    if sys.argv[5]:
+        durability.MAX_DELAY_S = float(sys.argv[5]) / 1e3
+    committers = []
+    _init = durability.GroupCommitter.__init__
+    def _register(self, *a, **k):
+        _init(self, *a, **k)
+        committers.append(self)
+    durability.GroupCommitter.__init__ = _register
+    def stats():
+        for _ in sys.stdin:
+            print(json.dumps({"fsyncs": sum(c.batches for c in committers),
+                              "txs": sum(c.commitlog.next_offset for c in committers),
+                              "threads": {t.native_id: t.name for t in threading.enumerate()}}), flush=True)
+    threading.Thread(target=stats, daemon=True).start()
     serve(sys.argv[1], "127.0.0.1", int(sys.argv[2]), print_fn=None, durability=sys.argv[3])
 """)
 
@@ -156,15 +209,313 @@ class Result:
         self.ok = 0
         self.failed = 0
         self.lat: list[float] = []
+        self.client_cpu = 0.0  # CPU seconds of this (load generator) process during the run
+        self.fanout: list[float] = []  # commit-to-subscriber-delivery latencies (--subscribers)
+        self.probe_ack: list[float] = []  # commit-to-caller-reply latencies of the probes
 
 
-async def drive(urls: list[str], kind: str, n_conn: int, inflight: int, seconds: float, warmup: float,
-                zipf: Zipf) -> Result:
-    """N connections x M calls in flight for `warmup + seconds`; counts and latencies of the last `seconds`."""
+def spacetime_request(rid: int, a: int, b: int) -> bytes:
+    return encode_client(CallReducer(rid, 0, "transfer", struct.pack("<IIq", a, b, 1)))
+
+
+def spacetime_replies(data: bytes) -> list[tuple[int, bool]]:
+    return [(m.request_id, m.result.tag == "Ok") for m in decode_server_frame(data) if isinstance(m, ReducerResult)]
+
+
+def sqlite_request(rid: int, a: int, b: int) -> bytes:
+    return struct.pack("<IIIq", rid, a, b, 1)
+
+
+def sqlite_replies(data: bytes) -> list[tuple[int, bool]]:
+    rid, ok = struct.unpack("<IB", data)
+    return [(rid, ok == 1)]
+
+
+# ---------------------------------------------------------------------------------------------- raw WebSocket
+
+def ws_frame(payload: bytes, opcode: int = 2) -> bytes:
+    """One masked client frame (RFC 6455 5.2; clients must mask). Done once per pooled request, not per send."""
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x80 | opcode, 0x80 | n))
+    elif n < 1 << 16:
+        head = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
+    key = os.urandom(4)
+    masked = (int.from_bytes(payload, "big") ^ int.from_bytes((key * (n // 4 + 1))[:n], "big")).to_bytes(n, "big")
+    return head + key + masked
+
+
+class WsClient(asyncio.Protocol):
+    """A minimal WebSocket client connection: handshake, unfragmented binary messages from the server (what the
+    servers here send), pongs to pings.  ``on_messages(payloads)`` gets all messages of one read at once."""
+
+    def __init__(self, host: str, path: str, protocol: str | None,
+                 on_messages: Callable[[list[bytes]], None]) -> None:
+        self.request = (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                        f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
+                        f"Sec-WebSocket-Version: 13\r\n"
+                        + (f"Sec-WebSocket-Protocol: {protocol}\r\n" if protocol else "") + "\r\n").encode()
+        self.on_messages = on_messages
+        loop = asyncio.get_running_loop()
+        self.opened = loop.create_future()
+        self.closed = loop.create_future()
+        self.buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.write(self.request)  # type: ignore[attr-defined]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError(f"connection lost: {exc}"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        if not self.opened.done():
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            status = bytes(buf[:buf.find(b"\r\n")])
+            if b" 101 " not in status:
+                self.opened.set_exception(ConnectionError(f"handshake refused: {bytes(buf[:end]).decode()}"))
+                self.transport.close()
+                return
+            del buf[:end + 4]
+            self.opened.set_result(None)
+        msgs = []
+        pos, n = 0, len(buf)
+        while n - pos >= 2:
+            b0, ln = buf[pos], buf[pos + 1]
+            hdr = 2
+            if ln & 0x80:
+                raise ConnectionError("masked frame from the server")
+            if ln == 126:
+                if n - pos < 4:
+                    break
+                ln, hdr = int.from_bytes(buf[pos + 2:pos + 4], "big"), 4
+            elif ln == 127:
+                if n - pos < 10:
+                    break
+                ln, hdr = int.from_bytes(buf[pos + 2:pos + 10], "big"), 10
+            if n - pos < hdr + ln:
+                break
+            payload = bytes(buf[pos + hdr:pos + hdr + ln])
+            pos += hdr + ln
+            op = b0 & 0x0F
+            if op == 2 and b0 & 0x80:
+                msgs.append(payload)
+            elif op == 9:
+                self.transport.write(ws_frame(payload, 10))
+            elif op == 8:
+                if not self.closed.done():
+                    self.closed.set_result(payload)
+            elif op != 10:
+                raise ConnectionError(f"unexpected frame opcode {op} (fin {b0 >> 7})")
+        if pos:
+            del buf[:pos]
+        if msgs:
+            self.on_messages(msgs)
+
+    def send(self, frames: bytes) -> None:
+        self.transport.write(frames)
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(ws_frame(struct.pack(">H", 1000), 8))
+            self.transport.close()
+
+
+async def ws_connect(url: str, protocol: str | None, on_messages: Callable[[list[bytes]], None]) -> WsClient:
+    rest = url.removeprefix("ws://")
+    hostport, path = rest.split("/", 1)
+    host, port = hostport.rsplit(":", 1)
+    loop = asyncio.get_running_loop()
+    _, client = await loop.create_connection(lambda: WsClient(hostport, "/" + path, protocol, on_messages),
+                                             host, int(port))
+    await client.opened
+    return client
+
+
+class Timing:
+    """The measurement window: warm-up, then `seconds` counted; calls sent after the end are not counted."""
+
+    def __init__(self, seconds: float, warmup: float) -> None:
+        self.start = time.perf_counter()
+        self.measure = self.start + warmup
+        self.end = self.measure + seconds
+
+
+async def load_conn(url: str, kind: str, inflight: int, pairs: list[tuple[int, int]], t: Timing,
+                    res: Result, coalesce: bool) -> None:
+    """One connection keeping `inflight` transfers in flight until the window ends (raw client)."""
+    encode = spacetime_request if kind == "spacetime" else sqlite_request
+    decode = spacetime_replies if kind == "spacetime" else sqlite_replies
+    pool = [ws_frame(encode(slot, a, b)) for slot, (a, b) in enumerate(pairs)]  # request id = pool slot
+    sent: dict[int, float] = {}
+    slots = itertools.cycle(range(len(pool)))
+    done = asyncio.get_running_loop().create_future()
+    lat = res.lat
+
+    def take(now: float) -> bytes:
+        slot = next(slots)
+        if slot in sent:
+            raise RuntimeError(f"request slot {slot} reused while still in flight")
+        sent[slot] = now
+        return pool[slot]
+
+    def on_messages(msgs: list[bytes]) -> None:
+        now = time.perf_counter()
+        out = []
+        for data in msgs:
+            for rid, ok in decode(data):
+                t0 = sent.pop(rid)
+                if t.measure <= t0 and now <= t.end:
+                    if ok:
+                        res.ok += 1
+                    else:
+                        res.failed += 1
+                    lat.append(now - t0)
+                if now < t.end:
+                    out.append(take(now))
+        if out:
+            if coalesce:
+                ws.send(b"".join(out))
+            else:  # one write per call, as independent callers (and the aiohttp generator) do
+                for frame in out:
+                    ws.send(frame)
+        elif not sent and not done.done():
+            done.set_result(None)
+
+    ws = await ws_connect(url, V2_BSATN if kind == "spacetime" else None, on_messages)
+    for _ in range(inflight):
+        ws.send(take(time.perf_counter()))
+    try:
+        await asyncio.wait_for(done, t.end - time.perf_counter() + 30)
+    finally:
+        ws.close()
+
+
+async def subscriber(url: str, watch_from: int, probe_account: int, recv: dict[int, list[float]],
+                     ready: asyncio.Event, n_ready: list[int], n_subs: int) -> WsClient:
+    """Subscribe to the watched accounts; note when each probe's update arrives: the k-th probe of this run
+    leaves `probe_account` at its balance in SubscribeApplied (before any probe of this run) minus k."""
+    base: list[int] = []
+
+    def on_messages(msgs: list[bytes]) -> None:
+        now = time.time()
+        for data in msgs:
+            for m in decode_server_frame(data):
+                if isinstance(m, TransactionUpdate):
+                    for qs in m.query_sets:
+                        for tu in qs.tables:
+                            for rows in tu.rows:
+                                for row in rows.value.inserts.rows():
+                                    acct, balance = ACCOUNT_ROW.unpack(row)
+                                    if acct == probe_account:
+                                        recv.setdefault(base[0] - balance, []).append(now)
+                elif isinstance(m, SubscribeApplied):
+                    for table in m.rows.tables:
+                        for row in table.rows.rows():
+                            acct, balance = ACCOUNT_ROW.unpack(row)
+                            if acct == probe_account:
+                                base.append(balance)
+                    if len(base) != 1:
+                        raise RuntimeError(f"probe account {probe_account} not in the subscription's rows")
+                    n_ready[0] += 1
+                    if n_ready[0] == n_subs:
+                        ready.set()
+                elif isinstance(m, SubscriptionError):
+                    raise RuntimeError(f"subscription failed: {m.error}")
+
+    ws = await ws_connect(url, V2_BSATN, on_messages)
+    ws.send(ws_frame(encode_client(Subscribe(1, 1, [f"SELECT * FROM accounts WHERE id >= {watch_from}"]))))
+    return ws
+
+
+async def prober(url: str, src: int, dst: int, every: float, t: Timing, sent_ts: dict[int, int],
+                 acks: dict[int, float]) -> None:
+    """Transfer 1 from `src` to `dst` every `every` seconds, one call in flight; the k-th committed probe leaves
+    `src` at INITIAL - k: remember its transaction timestamp (server clock, µs) and when its reply came."""
+    got: asyncio.Queue = asyncio.Queue()
+
+    def on_messages(msgs: list[bytes]) -> None:
+        now = time.time()
+        for data in msgs:
+            for m in decode_server_frame(data):
+                if isinstance(m, ReducerResult):
+                    got.put_nowait((m, now))
+
+    ws = await ws_connect(url, V2_BSATN, on_messages)
+    k = 0
+    try:
+        while time.perf_counter() < t.end:
+            ws.send(ws_frame(spacetime_request(k + 1, src, dst)))
+            m, now = await asyncio.wait_for(got.get(), 60)
+            if m.result.tag != "Ok":
+                raise RuntimeError(f"probe transfer failed: {m.result}")
+            k += 1
+            if time.perf_counter() >= t.measure:
+                sent_ts[k] = m.timestamp.to_micros()
+                acks[k] = now
+            await asyncio.sleep(every)
+    finally:
+        ws.close()
+
+
+async def drive_raw(urls: list[str], kind: str, n_conn: int, inflight: int, seconds: float, warmup: float,
+                    zipf: Zipf, subscribers: int = 0, watch_from: int = 0, probe: tuple[int, int] = (0, 0),
+                    probe_every: float = 0.01, coalesce: bool = False) -> Result:
+    """N connections x M calls in flight for `warmup + seconds` (plus the fan-out clients); counts and
+    latencies of the last `seconds`."""
     res = Result()
-    t_start = time.perf_counter()
-    t_measure = t_start + warmup
-    t_end = t_measure + seconds
+    assert inflight < POOL
+    pairs = [[zipf.pair() for _ in range(POOL)] for _ in range(n_conn)]
+    subs: list[WsClient] = []
+    recv: dict[int, list[float]] = {}
+    sent_ts: dict[int, int] = {}
+    acks: dict[int, float] = {}
+    if subscribers:
+        ready, n_ready = asyncio.Event(), [0]
+        subs = [await subscriber(urls[0], watch_from, probe[0], recv, ready, n_ready, subscribers)
+                for _ in range(subscribers)]
+        await asyncio.wait_for(ready.wait(), 60)
+    cpu0 = time.process_time()
+    t = Timing(seconds, warmup)
+    jobs = [load_conn(urls[k % len(urls)], kind, inflight, pairs[k], t, res, coalesce) for k in range(n_conn)]
+    if subscribers:
+        jobs.append(prober(urls[0], probe[0], probe[1], probe_every, t, sent_ts, acks))
+    await asyncio.gather(*jobs)
+    res.client_cpu = time.process_time() - cpu0
+    if subscribers:
+        await asyncio.sleep(0.5)  # the last probes' updates
+        for ws in subs:
+            ws.close()
+        for k, ts in sent_ts.items():
+            res.fanout += [r - ts / 1e6 for r in recv.get(k, [])]
+            res.probe_ack.append(acks[k] - ts / 1e6)
+        expected = len(sent_ts) * subscribers
+        if len(res.fanout) < expected:
+            print(f"    warning: {expected - len(res.fanout)} of {expected} probe updates not received",
+                  flush=True)
+    return res
+
+
+async def drive_aiohttp(urls: list[str], kind: str, n_conn: int, inflight: int, seconds: float, warmup: float,
+                        zipf: Zipf) -> Result:
+    """The previous generator: aiohttp's ws client, one request encoded per call (to compare CPU per call)."""
+    import aiohttp
+
+    res = Result()
+    cpu0 = time.process_time()
+    t = Timing(seconds, warmup)
+    encode = spacetime_request if kind == "spacetime" else sqlite_request
+    decode = spacetime_replies if kind == "spacetime" else sqlite_replies
 
     async def conn_loop(session: aiohttp.ClientSession, url: str) -> None:
         if kind == "spacetime":
@@ -178,10 +529,7 @@ async def drive(urls: list[str], kind: str, n_conn: int, inflight: int, seconds:
         async def send() -> None:
             rid = next(ids)
             a, b = zipf.pair()
-            if kind == "spacetime":
-                data = encode_client(CallReducer(rid, 0, "transfer", struct.pack("<IIq", a, b, 1)))
-            else:
-                data = struct.pack("<IIIq", rid, a, b, 1)
+            data = encode(rid, a, b)
             sent[rid] = time.perf_counter()
             await ws.send_bytes(data)
 
@@ -191,66 +539,94 @@ async def drive(urls: list[str], kind: str, n_conn: int, inflight: int, seconds:
             msg = await ws.receive()
             if msg.type != aiohttp.WSMsgType.BINARY:
                 raise SystemExit(f"connection closed: {msg}")
-            if kind == "spacetime":
-                replies = [(m.request_id, m.result.tag == "Ok") for m in decode_server_frame(msg.data)
-                           if isinstance(m, ReducerResult)]
-            else:
-                rid, ok = struct.unpack("<IB", msg.data)
-                replies = [(rid, ok == 1)]
             now = time.perf_counter()
-            for rid, ok in replies:
+            for rid, ok in decode(msg.data):
                 t0 = sent.pop(rid)
-                if t_measure <= t0 and now <= t_end:
+                if t.measure <= t0 and now <= t.end:
                     if ok:
                         res.ok += 1
                     else:
                         res.failed += 1
                     res.lat.append(now - t0)
-                if now < t_end:
+                if now < t.end:
                     await send()
         await ws.close()
 
     async with aiohttp.ClientSession() as session:
         await asyncio.gather(*(conn_loop(session, urls[k % len(urls)]) for k in range(n_conn)))
+    res.client_cpu = time.process_time() - cpu0
     return res
 
 
-def report(name: str, res: Result, seconds: float) -> float:
-    lat = sorted(res.lat)
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(int(len(xs) * q), len(xs) - 1)] * 1e3 if xs else float("nan")
+
+
+def report(name: str, res: Result, seconds: float, warmup: float) -> float:
     tps = res.ok / seconds
-    p50 = lat[len(lat) // 2] * 1e3 if lat else float("nan")
-    p99 = lat[int(len(lat) * 0.99)] * 1e3 if lat else float("nan")
-    print(f"  {name:<28} {tps:9.0f} TPS   p50 {p50:8.2f} ms   p99 {p99:8.2f} ms   "
-          f"(failed {res.failed})", flush=True)
+    calls = (res.ok + res.failed) * (seconds + warmup) / seconds  # incl. warm-up
+    print(f"  {name:<28} {tps:9.0f} TPS   p50 {pct(res.lat, 0.5):8.2f} ms   p99 {pct(res.lat, 0.99):8.2f} ms   "
+          f"(failed {res.failed}; load generator {res.client_cpu / max(calls, 1) * 1e6:.0f} us CPU/call)",
+          flush=True)
+    if res.fanout:
+        print(f"    fan-out commit->subscriber: p50 {pct(res.fanout, 0.5):.2f} ms  p99 {pct(res.fanout, 0.99):.2f} ms"
+              f"  ({len(res.fanout)} deliveries; probe commit->caller p50 {pct(res.probe_ack, 0.5):.2f} ms"
+              f"  p99 {pct(res.probe_ack, 0.99):.2f} ms)", flush=True)
     return tps
 
 
-def thread_cpu(pid: int) -> tuple[float, float]:
-    """(CPU seconds of the main thread = the event loop, CPU seconds of all other threads) of process `pid`
-    (Linux /proc; the other threads are the database executor, its durability thread and small helpers)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    main = other = 0.0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        cpu = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
-        if int(task.name) == pid:
-            main += cpu
-        else:
-            other += cpu
-    return main, other
+class ServerStats:
+    """Per-thread CPU (Linux /proc) and group-commit counters of one spacetime-py server child."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.proc = proc
+
+    def snapshot(self) -> dict:
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+        info = json.loads(self.proc.stdout.readline())
+        tick = os.sysconf("SC_CLK_TCK")
+        cpu: dict[str, float] = {}
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            cpu[task.name] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        info["cpu"] = cpu
+        info["children"] = sum(process_cpu(int(c)) for c in
+                               Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split())
+        info["t"] = time.perf_counter()
+        return info
+
+    def print_delta(self, a: dict, b: dict, calls: float) -> None:
+        names = {**a["threads"], **b["threads"]}
+        groups = {"event loop": 0.0, "executor": 0.0, "durability": 0.0, "other": 0.0}
+        for tid, c in b["cpu"].items():
+            d = c - a["cpu"].get(tid, 0.0)
+            name = names.get(tid, "")
+            g = ("event loop" if int(tid) == self.proc.pid else "executor" if name.startswith("db-")
+                 else "durability" if name.startswith("durability") else "other")
+            groups[g] += d
+        dt = b["t"] - a["t"]
+        fsyncs = b["fsyncs"] - a["fsyncs"]
+        txs = b["txs"] - a["txs"]
+        if b["children"]:  # the split server: its database process
+            groups["database process"] = b["children"] - a["children"]
+        per = ", ".join(f"{g} {v / max(calls, 1) * 1e6:.0f}" for g, v in groups.items())
+        print(f"    server CPU us/call: {per};  {fsyncs / dt:.0f} fsyncs/s, "
+              f"{txs / max(fsyncs, 1):.1f} tx/fsync", flush=True)
 
 
 def process_cpu(pid: int) -> float:
-    """CPU seconds of every thread of process `pid` (Linux /proc)."""
-    return sum(thread_cpu(pid))
-
-
-def child_pid(pid: int) -> int:
-    """The (first) child process of `pid`: the split server's database process."""
-    return int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+    """CPU seconds of every thread of process `pid` (Linux /proc; 0 once it is gone)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / tick
 
 
 def setup_spacetime(data: Path, accounts: int, wasm: bytes, names: list[str]) -> None:
@@ -269,6 +645,16 @@ def setup_spacetime(data: Path, accounts: int, wasm: bytes, names: list[str]) ->
     reg.close()
 
 
+def start_spacetime(data: Path, port: int, durability: str, root: Path, delay_ms: str,
+                    split: bool = False) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", SPACETIME_SERVER, str(data), str(port), durability,
+                             str(root), delay_ms] + (["split"] if split else []),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            cwd=root)
+    wait_listening(port, proc)
+    return proc
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--accounts", type=int, default=100_000)
@@ -278,14 +664,32 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--alpha", type=float, nargs="*", default=[0.0, 1.5])
     ap.add_argument("--durability", choices=["group", "every", "none"], default="group")
+    ap.add_argument("--commit-delay", default="", metavar="MS",
+                    help="the server's group-commit delay under load (harness/host/durability.py MAX_DELAY_S); "
+                         "default: the checkout's own")
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--compare-root", type=Path, default=None,
                     help="also run the server from this checkout (e.g. the main branch) on a copy of the data")
     ap.add_argument("--compare-durability", default="every", help="--durability for the --compare-root server")
+    ap.add_argument("--compare-commit-delay", default="", metavar="MS", help="--commit-delay for that server")
     ap.add_argument("--split", action="store_true",
-                    help="also run the split server (serve_split: gateway + database process) on a copy of the data")
+                    help="also run the split server (harness.server.gateway: gateway + database process) on a "
+                         "copy of the data")
     ap.add_argument("--databases", type=int, default=1,
                     help="spread the connections over this many keynote databases (one executor thread each)")
+    ap.add_argument("--client", choices=["raw", "aiohttp", "both"], default="raw",
+                    help="load generator: the raw asyncio client, aiohttp's ws client (the previous one), or both")
+    ap.add_argument("--coalesce", action="store_true",
+                    help="raw client: send the calls that one read of replies frees in one write (a pipelining "
+                         "client; cheaper for both sides) instead of one write per call")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="repeat every configuration this many times, rotating the order of the servers")
+    ap.add_argument("--single", action="store_true", help="also run 1 connection x 1 call in flight")
+    ap.add_argument("--subscribers", type=int, default=0,
+                    help="fan-out: this many subscriber connections (raw client, spacetime-py servers)")
+    ap.add_argument("--watch", type=int, default=1000, help="fan-out: subscribers watch the top WATCH account ids")
+    ap.add_argument("--probe-ms", type=float, default=10.0, help="fan-out: a probe transfer every this many ms")
+    ap.add_argument("--port-base", type=int, default=0, help="listen on ports from here (default: free ports)")
     args = ap.parse_args()
 
     from module_sdk.build import build
@@ -301,69 +705,75 @@ def main() -> None:
               f"{args.inflight} in flight, "
               f"{args.seconds:g} s per run (+{args.warmup:g} s warm-up); setup {time.perf_counter() - t:.1f} s",
               flush=True)
-        st_port, sq_port, cmp_port = free_port(), free_port(), free_port()
+        if args.port_base:
+            st_port, sq_port, cmp_port = args.port_base, args.port_base + 1, args.port_base + 2
+        else:
+            st_port, sq_port, cmp_port = free_port(), free_port(), free_port()
         if args.compare_root:
             shutil.copytree(tmp / "data", tmp / "data-compare")
-        split_proc = None
+        servers: list[tuple[str, subprocess.Popen, list[str]]] = []  # (label, process, urls)
+        st_proc = start_spacetime(tmp / "data", st_port, args.durability, ROOT, args.commit_delay)
+        procs.append(st_proc)
+        delay = f", delay {args.commit_delay} ms" if args.commit_delay else ""
+        servers.append((f"spacetime-py ({args.durability}{delay})", st_proc,
+                        [f"ws://127.0.0.1:{st_port}/v1/database/{n}/subscribe?compression=None" for n in names]))
+        if args.compare_root:
+            cmp_proc = start_spacetime(tmp / "data-compare", cmp_port, args.compare_durability,
+                                       args.compare_root.resolve(), args.compare_commit_delay)
+            procs.append(cmp_proc)
+            delay = f", delay {args.compare_commit_delay} ms" if args.compare_commit_delay else ""
+            servers.append((f"{args.compare_root.name} ({args.compare_durability}{delay})", cmp_proc,
+                            [f"ws://127.0.0.1:{cmp_port}/v1/database/{n}/subscribe?compression=None"
+                             for n in names]))
         if args.split:
             shutil.copytree(tmp / "data", tmp / "data-split")
-            split_port = free_port()
-            split_proc = subprocess.Popen([sys.executable, "-c", SPACETIME_SERVER, str(tmp / "data-split"),
-                                           str(split_port), args.durability, str(ROOT), "split"])
+            split_port = free_port() if not args.port_base else args.port_base + 3
+            split_proc = start_spacetime(tmp / "data-split", split_port, args.durability, ROOT, args.commit_delay,
+                                         split=True)
             procs.append(split_proc)
-            wait_listening(split_port, split_proc)
-        st_proc = subprocess.Popen([sys.executable, "-c", SPACETIME_SERVER, str(tmp / "data"), str(st_port),
-                                    args.durability, str(ROOT)])
-        procs.append(st_proc)
-        wait_listening(st_port, st_proc)
-        cmp_proc = None
-        if args.compare_root:
-            cmp_proc = subprocess.Popen([sys.executable, "-c", SPACETIME_SERVER, str(tmp / "data-compare"),
-                                         str(cmp_port), args.compare_durability, str(args.compare_root.resolve())],
-                                        cwd=args.compare_root)
-            procs.append(cmp_proc)
-            wait_listening(cmp_port, cmp_proc)
+            servers.append((f"split ({args.durability})", split_proc,
+                            [f"ws://127.0.0.1:{split_port}/v1/database/{n}/subscribe?compression=None"
+                             for n in names]))
         if not args.skip_baseline:
             procs.append(subprocess.Popen([sys.executable, "-c", SQLITE_SERVER, str(tmp / "sqlite.db"),
                                            str(sq_port), str(args.accounts), str(INITIAL_BALANCE)]))
             wait_listening(sq_port, procs[-1])
-        st_urls = [f"ws://127.0.0.1:{st_port}/v1/database/{n}/subscribe?compression=None" for n in names]
-        sq_urls = [f"ws://127.0.0.1:{sq_port}/rpc"]
+            servers.append(("sqlite WAL synchronous=FULL", procs[-1], [f"ws://127.0.0.1:{sq_port}/rpc"]))
+        clients = ["raw", "aiohttp"] if args.client == "both" else [args.client]
+        shapes = [(args.connections, args.inflight)] + ([(1, 1)] if args.single else [])
+        n_load = args.accounts - 2 if args.subscribers else args.accounts  # the top two: fan-out probes
         for alpha in args.alpha:
-            print(f"alpha {alpha:g}:")
-            z = Zipf(args.accounts, alpha, 1)
-            cpu0 = thread_cpu(st_proc.pid)
-            res = asyncio.run(drive(st_urls, "spacetime", args.connections, args.inflight, args.seconds,
-                                    args.warmup, z))
-            cpu1 = thread_cpu(st_proc.pid)
-            st = report(f"spacetime-py ({args.durability})", res, args.seconds)
-            calls = (res.ok + res.failed) * (args.seconds + args.warmup) / args.seconds  # incl. warm-up
-            print(f"    server CPU per call: event loop {(cpu1[0] - cpu0[0]) / calls * 1e6:.0f} us, "
-                  f"database + durability threads {(cpu1[1] - cpu0[1]) / calls * 1e6:.0f} us", flush=True)
-            if split_proc is not None:
-                worker = child_pid(split_proc.pid)
-                c0 = thread_cpu(split_proc.pid), process_cpu(worker)
-                res = asyncio.run(drive([f"ws://127.0.0.1:{split_port}/v1/database/{n}/subscribe?compression=None"
-                                         for n in names], "spacetime", args.connections, args.inflight,
-                                        args.seconds, args.warmup, z))
-                c1 = thread_cpu(split_proc.pid), process_cpu(worker)
-                sp = report(f"split ({args.durability})", res, args.seconds)
-                calls = (res.ok + res.failed) * (args.seconds + args.warmup) / args.seconds
-                print(f"    CPU per call: gateway loop {(c1[0][0] - c0[0][0]) / calls * 1e6:.0f} us "
-                      f"+ other threads {(c1[0][1] - c0[0][1]) / calls * 1e6:.0f} us, "
-                      f"database process {(c1[1] - c0[1]) / calls * 1e6:.0f} us", flush=True)
-                print(f"  ratio split / one process: {sp / st:.2f}x", flush=True)
-            if cmp_proc is not None:
-                urls = [f"ws://127.0.0.1:{cmp_port}/v1/database/{n}/subscribe?compression=None" for n in names]
-                cmp = report(f"{args.compare_root.name} ({args.compare_durability})",
-                             asyncio.run(drive(urls, "spacetime", args.connections, args.inflight, args.seconds,
-                                               args.warmup, z)), args.seconds)
-                print(f"  ratio spacetime-py / {args.compare_root.name}: {st / cmp:.2f}x", flush=True)
-            if not args.skip_baseline:
-                sq = report("sqlite WAL synchronous=FULL",
-                            asyncio.run(drive(sq_urls, "sqlite", args.connections, args.inflight, args.seconds,
-                                              args.warmup, z)), args.seconds)
-                print(f"  ratio spacetime-py / sqlite: {st / sq:.2f}x", flush=True)
+            for conns, inflight in shapes:
+                print(f"alpha {alpha:g}, {conns} connection(s) x {inflight} in flight:", flush=True)
+                tps: dict[str, list[float]] = {}
+                for rnd in range(args.rounds):
+                    for client in clients:
+                        for label, proc, urls in servers[rnd % len(servers):] + servers[:rnd % len(servers)]:
+                            kind = "sqlite" if label.startswith("sqlite") else "spacetime"
+                            z = Zipf(n_load, alpha, 1 + rnd)
+                            stats = ServerStats(proc) if kind == "spacetime" else None
+                            s0 = stats.snapshot() if stats else None
+                            fan = kind == "spacetime" and args.subscribers and (conns, inflight) == shapes[0]
+                            if client == "raw":
+                                res = asyncio.run(drive_raw(
+                                    urls, kind, conns, inflight, args.seconds, args.warmup, z,
+                                    subscribers=args.subscribers if fan else 0,
+                                    watch_from=args.accounts - args.watch,
+                                    probe=(args.accounts - 2, args.accounts - 1),
+                                    probe_every=args.probe_ms / 1e3, coalesce=args.coalesce))
+                            else:
+                                res = asyncio.run(drive_aiohttp(urls, kind, conns, inflight, args.seconds,
+                                                                args.warmup, z))
+                            name = f"{label} [{client}]" if len(clients) > 1 else label
+                            tps.setdefault(name, []).append(report(name, res, args.seconds, args.warmup))
+                            if stats:
+                                calls = (res.ok + res.failed) * (args.seconds + args.warmup) / args.seconds
+                                stats.print_delta(s0, stats.snapshot(), calls)
+                for client in clients:  # ratios within one load generator, round by round
+                    names = [n for n in tps if n.endswith(f"[{client}]") or len(clients) == 1]
+                    for name in names[1:]:
+                        ratios = [f"{a / b:.2f}x" if b else "n/a (no calls)" for a, b in zip(tps[names[0]], tps[name])]
+                        print(f"  ratio {names[0]} / {name}: " + ", ".join(ratios), flush=True)
     finally:
         for p in procs:
             p.terminate()

@@ -94,3 +94,89 @@ def test_a_failed_fsync_is_never_reported_durable(tmp_path):
     assert not db.wait_durable(out.tx_offset, timeout=10)
     assert db.committer.error is not None
     db.close()
+
+
+def _appender(log, committer, stop, n_threads=3):
+    """Threads appending records (and notifying, as the database does) until `stop` is set."""
+    import threading
+
+    lock = threading.Lock()
+
+    def run():
+        while not stop.is_set():
+            with lock:  # the database lock: one append at a time
+                log.append(b"x" * 40)
+                committer.notify()
+            time.sleep(0)
+
+    threads = [threading.Thread(target=run) for _ in range(n_threads)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def test_a_lone_transaction_is_not_held_by_the_commit_delay(tmp_path):
+    from harness.commitlog import CommitLog
+    from harness.host.durability import GroupCommitter
+
+    log = CommitLog(tmp_path / "log", durability="group")
+    committer = GroupCommitter(log, max_delay=60.0)  # a delay would make every wait below time out
+    for _ in range(20):  # one caller, one transaction at a time: nothing arrives during an fsync
+        offset = log.append(b"tx")
+        committer.notify()
+        assert committer.wait_durable(offset, timeout=10)
+    assert committer.delayed == 0 and committer.batches == 20
+    committer.stop()
+    log.close()
+
+
+def test_under_concurrent_load_the_commit_delay_batches_fsyncs(tmp_path):
+    import threading
+
+    from harness.commitlog import CommitLog
+    from harness.host.durability import GroupCommitter
+
+    log = CommitLog(tmp_path / "log", durability="group")
+    committer = GroupCommitter(log, max_delay=0.05, batch_target=1 << 30)
+    stop = threading.Event()
+    t0 = time.monotonic()
+    threads = _appender(log, committer, stop)
+    time.sleep(0.6)
+    stop.set()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - t0
+    assert committer.wait_durable(log.last_offset, timeout=10)  # everything written becomes durable
+    # Busy: a delayed fsync starts >= 50 ms after the previous one; an undelayed one only follows a quiet fsync.
+    assert committer.delayed >= 1
+    assert committer.batches <= 2 * elapsed / 0.05 + 3, (committer.batches, log.next_offset)
+    assert log.next_offset > 10 * committer.batches  # many transactions per fsync
+    committer.stop()
+    log.close()
+
+
+def test_enough_waiting_transactions_cut_the_commit_delay_short(tmp_path):
+    import threading
+
+    from harness.commitlog import CommitLog
+    from harness.host.durability import GroupCommitter
+
+    log = CommitLog(tmp_path / "log", durability="group")
+    committer = GroupCommitter(log, max_delay=60.0, batch_target=8)
+    stop = threading.Event()
+    threads = _appender(log, committer, stop)
+    time.sleep(0.3)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert committer.delayed >= 2  # it did delay, and the batch target ended the 60 s delays
+    assert committer.batches >= 3 and committer.durable_offset > 8
+    # The last batch may be smaller than the target: it waits out the delay, so stop() cuts it short.
+    stopper = threading.Thread(target=committer.stop)
+    stopper.start()
+    stopper.join(10)
+    assert not stopper.is_alive(), "stop() waited for the commit delay"
+    log.close()
+    reopened = CommitLog(tmp_path / "log", durability="group")
+    assert reopened.durable_offset == log.last_offset
+    reopened.close()

@@ -412,6 +412,8 @@ class SubscriptionManager:
                 else:
                     results[pid] = TableUpdateRows.PersistentTable(
                         PersistentTableRows(row_list(list(ins)), row_list(list(dels))))
+        if not failed and all(v is None for v in results.values()):
+            return None  # nothing for anyone: skip the walk over every client (most commits under a load)
         bodies: dict[tuple, bytes] = {}
         caller_update = None
         for st in list(self.clients.values()):
