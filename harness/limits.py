@@ -40,6 +40,8 @@ class Limits:
     ws_outbox_bytes: int = 16 * MiB  # outbound bytes queued for one WebSocket client before it is dropped
     ws_outbox_messages: int = 16 * 1024  # outbound messages queued for one client (upstream's channel size)
     ws_inflight_messages: int = 1024  # client messages queued to the database and not yet run, per connection
+    ws_connections: int = 8192  # open WebSocket connections to the server (each holds a socket and its queues)
+    ws_connections_per_address: int = 1024  # of them from one client IP address
     ws_inflight_bytes: int = 8 * MiB  # their argument/query bytes; past either the server stops reading that socket
     durable_wait_ms: int = 60_000  # an HTTP answer waits this long for its commit-log fsync, then 500
     subscription_queries: int = 4096  # queries one WebSocket client holds subscribed, over all its query sets

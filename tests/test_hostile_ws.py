@@ -314,3 +314,75 @@ def test_memory_of_kicked_clients_is_given_back(tmp_path):
         assert srv.alive()
     finally:
         srv.stop()
+
+
+def upgrade(server: Server, db: str, source: str) -> tuple[bytes, socket.socket]:
+    """A WebSocket upgrade from a given loopback source address: the response head (plus body when refused)."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10, source_address=(source, 0))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall((f"GET /v1/database/{db}/subscribe HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                  f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {V2_BSATN}\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)
+        assert chunk, head
+        head += chunk
+    if not head.startswith(b"HTTP/1.1 101"):
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")))
+        while len(head.split(b"\r\n\r\n", 1)[1]) < length:
+            head += sock.recv(length)
+    return head, sock
+
+
+@pytest.fixture(scope="module")
+def capped(tmp_path_factory):
+    srv = Server(tmp_path_factory.mktemp("capped-ws") / "data",
+                 {"ws_connections": "10", "ws_connections_per_address": "6"})
+    yield srv
+    srv.stop()
+
+
+def test_connection_limits_refuse_a_flood_before_the_handshake_and_free_slots_on_close(capped):
+    """One address cannot take every slot, the server as a whole has a cap, refusals name their limit, HTTP
+    keeps answering, and a slot is free again once its client goes away (closed with no close handshake)."""
+    publish_hostile(capped, "flooded")
+    bystander = Bystander(capped)
+    held: list[socket.socket] = []
+    try:
+        with PingProbe(capped, bystander) as probe:
+            for _ in range(6):
+                head, sock = upgrade(capped, "flooded", "127.0.0.2")
+                assert head.startswith(b"HTTP/1.1 101"), head
+                held.append(sock)
+            head, sock = upgrade(capped, "flooded", "127.0.0.2")
+            sock.close()
+            assert head.startswith(b"HTTP/1.1 429"), head
+            assert b"too many WebSocket connections from 127.0.0.2: 6 open (limit ws_connections_per_address)" in head
+            for _ in range(4):  # another address still gets in, up to the server's cap
+                head, sock = upgrade(capped, "flooded", "127.0.0.3")
+                assert head.startswith(b"HTTP/1.1 101"), head
+                held.append(sock)
+            head, sock = upgrade(capped, "flooded", "127.0.0.4")
+            sock.close()
+            assert head.startswith(b"HTTP/1.1 503"), head
+            assert b"too many WebSocket connections: 10 open (limit ws_connections)" in head
+
+            held.pop(0).close()  # an abrupt close frees its slot once the server sees the EOF
+            deadline = time.monotonic() + 10
+            while True:
+                head, sock = upgrade(capped, "flooded", "127.0.0.4")
+                if head.startswith(b"HTTP/1.1 101"):
+                    held.append(sock)
+                    break
+                sock.close()
+                assert time.monotonic() < deadline, head
+                time.sleep(0.1)
+            assert capped.request("GET", "/v1/ping")[0] == 200
+    finally:
+        for sock in held:
+            sock.close()
+    assert capped.alive(), capped.output()
+    probe.check()
+    bystander.check()

@@ -85,6 +85,7 @@ def serve(data_dir: str | Path | None = None, host: str = "127.0.0.1", port: int
     """Run the server until SIGINT/SIGTERM; then close every database (commit logs flushed).  ``durability``:
     "group" (group commit by a durability thread per database, docs/durability.md), "every" (fsync inside
     every transaction) or "none" (never fsync: benchmarks only)."""
+    _raise_open_files_limit()
     app = create_app(data_dir, durability=durability)
 
     def announce(_msg: str) -> None:  # run_app calls this once the socket is bound
@@ -94,6 +95,18 @@ def serve(data_dir: str | Path | None = None, host: str = "127.0.0.1", port: int
 
     web.run_app(app, host=host, port=port, print=announce, shutdown_timeout=3, handle_signals=True,
                 access_log=None)
+
+
+def _raise_open_files_limit() -> None:
+    """Lift the soft descriptor limit to the hard one (often 1024 of 1M) so `ws_connections`, not EMFILE, is
+    what refuses a caller that opens many sockets; at EMFILE the server could not accept anyone at all."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 __all__ = ["AUTH", "AUTHORITY_KEY", "REGISTRY_KEY", "STOPPING_KEY", "create_app", "default_data_dir", "serve"]

@@ -424,6 +424,8 @@ class SubscribeEndpoint:
         self.executor = executor  # thread pool for token checks only; database work uses executor_for(db)
         self.stats = _Stats()
         self.live: set[tuple[web.WebSocketResponse, Connection, SubscriptionManager]] = set()
+        self.open = 0  # upgrade requests past the connection limits and not finished (handshake or live)
+        self.per_address: collections.Counter[str] = collections.Counter()
 
     def mount(self, app: web.Application) -> None:
         app.router.add_get(SUBSCRIBE_ROUTE, self.handle)
@@ -446,6 +448,26 @@ class SubscribeEndpoint:
             raise web.HTTPNotFound(text=f"`{name}` not found")
         if protocol is None:
             raise web.HTTPBadRequest(text="no valid protocol selected")
+        address = request.remote or ""
+        if self.per_address[address] >= LIMITS.ws_connections_per_address:
+            raise web.HTTPTooManyRequests(
+                text=f"too many WebSocket connections from {address}: {self.per_address[address]} open "
+                     f"(limit ws_connections_per_address)")
+        if self.open >= LIMITS.ws_connections:
+            raise web.HTTPServiceUnavailable(
+                text=f"too many WebSocket connections: {self.open} open (limit ws_connections)")
+        self.open += 1
+        self.per_address[address] += 1
+        try:
+            return await self._handle(request, db, compression, confirmed, cid, protocol)
+        finally:
+            self.open -= 1
+            self.per_address[address] -= 1
+            if not self.per_address[address]:
+                del self.per_address[address]
+
+    async def _handle(self, request: web.Request, db: Any, compression: str, confirmed: str | None,
+                      cid: ConnectionId | None, protocol: str) -> web.StreamResponse:
         try:
             token = bearer(request)
             identity, token = await self._run(self.auth.resolve, token)
