@@ -34,6 +34,7 @@ class Limits:
     # server (harness.server)
     body_bytes: int = 2 * MiB  # request body of every route except publish, whatever its transfer encoding
     publish_bytes: int = 128 * MiB  # request body of publish / reset (a module)
+    log_file_bytes: int = 64 * MiB  # a log file on disk; past it, it becomes <name>.1 (replacing the old one)
     log_memory_bytes: int = 16 * MiB  # log lines of one database kept in memory for GET /logs
     log_follow_bytes: int = 16 * MiB  # log lines queued for one `logs?follow=true` reader before it is dropped
     ws_message_bytes: int = 32 * MiB  # one inbound WebSocket message

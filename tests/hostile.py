@@ -28,6 +28,7 @@ class Server:
     """`spacetime-py start` on a free 127.0.0.1 port, with a fresh data dir."""
 
     def __init__(self, data_dir: Path, limits: dict[str, str] | None = None):
+        self.data_dir = data_dir
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]

@@ -31,7 +31,8 @@ RSS_GROWTH_CAP_MIB = 200  # what one attack may add to the server's resident mem
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("hostile-modules") / "data", {"call_timeout_ms": "1500"})
+    srv = Server(tmp_path_factory.mktemp("hostile-modules") / "data",
+                 {"call_timeout_ms": "1500", "log_file_bytes": "8m"})
     yield srv
     srv.stop()
 
@@ -116,6 +117,13 @@ def test_huge_log_lines_are_cut_and_log_memory_is_bounded(server, bystander, hos
     assert len(big) >= 10
     assert all(len(x["message"].encode()) < 64 * 1024 * 7 for x in big)  # 64 KiB of NULs, JSON-escaped
     assert len(body) <= 17 * 1024 * 1024  # log_memory_bytes (16 MiB) of lines kept in memory
+    assert lines[-1]["message"] == big[-1]["message"]  # the newest lines are served, across a rotation
+    # On disk every log file (the served one and the database's own) stays under log_file_bytes (8 MiB here)
+    # plus one cut line, and only it and its one older generation remain: 200 lines of ~400 KiB JSON were written.
+    files = [p for p in server.data_dir.rglob("*") if p.is_file() and (".ndjson" in p.name or "module_logs" in p.name)]
+    assert any(p.name.endswith(".1") for p in files), files
+    assert all(p.stat().st_size <= 8 * 1024 * 1024 + 512 * 1024 for p in files), [(p, p.stat().st_size) for p in files]
+    assert len(files) <= 2 * 3, files  # two generations of two logs of `hostile`, and the bystander's logs
     attacked(server, bystander, probe, before)
 
 

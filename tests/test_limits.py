@@ -49,3 +49,24 @@ def test_module_definitions_are_refused_past_their_byte_and_entry_limits():
     data = reducers(10)
     with pytest.raises(ModuleDefError, match=f"is {len(data)} bytes, more than 100 .limit module_def_bytes."):
         decode_module_def(data, max_bytes=100)
+
+
+def test_a_log_file_rotates_at_log_file_bytes_and_reads_as_one_log(monkeypatch, tmp_path):
+    from harness.host.logs import LogFile, read_lines
+
+    monkeypatch.setattr(LIMITS, "log_file_bytes", 1000)
+    log = LogFile(tmp_path / "db.ndjson")
+    for i in range(100):
+        log.write(f"line {i:03d} " + "x" * 30)  # 40 bytes each
+    old, new = tmp_path / "db.ndjson.1", tmp_path / "db.ndjson"
+    assert old.stat().st_size <= 1000 and new.stat().st_size <= 1000
+    kept = log.lines()
+    assert kept[-1].startswith("line 099") and len(kept) >= 25  # the newest lines, oldest first, no gaps
+    assert [int(x[5:8]) for x in kept] == list(range(100 - len(kept), 100))
+    assert read_lines(new, 3) == kept[-3:] and log.tail(200) == kept[-5:]
+    log.close()
+    again = LogFile(new)  # reopened (a restart): appends to the current generation
+    again.write("after restart")
+    assert again.lines(2) == [kept[-1], "after restart"]
+    again.remove()
+    assert not old.exists() and not new.exists()

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from harness import host
 from harness.host import Database, LogRecord, ModuleLoadError
+from harness.host.logs import LogFile
 from harness.limits import LIMITS
 from module_sdk.build.validate import InvalidModule, validate_module
 from spacetime_core.sats import Identity
@@ -104,11 +105,9 @@ class LogStore:
         self._bytes = 0  # UTF-8 size of self.lines, kept under LIMITS.log_memory_bytes
         self._listeners: list[Callable[[str], None]] = []
         self._lock = threading.Lock()
-        if path.is_file():
-            for line in _tail_lines(path, LIMITS.log_memory_bytes):
-                self._keep(line)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._file = LogFile(path)
+        for line in self._file.tail(LIMITS.log_memory_bytes):
+            self._keep(line)
 
     def record(self, rec: LogRecord) -> None:
         line = {"level": LOG_LEVELS.get(rec.level, LOG_LEVELS.get(rec.level & 0xFF, "Debug")), "ts": rec.ts_us}
@@ -139,8 +138,7 @@ class LogStore:
         with self._lock:
             self._keep(line)
             if not self._file.closed:
-                self._file.write(line + "\n")
-                self._file.flush()
+                self._file.write(line)
             listeners = list(self._listeners)
         for fn in listeners:
             try:
@@ -168,6 +166,11 @@ class LogStore:
     def close(self) -> None:
         with self._lock:
             self._file.close()
+
+    def remove(self) -> None:
+        """Close and delete the log files (the database is deleted)."""
+        with self._lock:
+            self._file.remove()
 
 
 @dataclass
@@ -365,9 +368,8 @@ class Registry:
         logs = LogStore(log_path)
 
         def discard() -> None:
-            logs.close()
+            logs.remove()
             shutil.rmtree(d, ignore_errors=True)
-            log_path.unlink(missing_ok=True)
 
         held: list = []  # the init reducer's lines, written after upstream's "Creating table" lines
         sink = [held.append]
@@ -488,9 +490,8 @@ class Registry:
             if entry.db is not None:
                 entry.db.close()
                 entry.db = None
-            entry.logs.close()
+            entry.logs.remove()
             shutil.rmtree(self.db_dir(entry.identity), ignore_errors=True)
-            (self.data_dir / "logs" / f"{entry.hex}.ndjson").unlink(missing_ok=True)
         self._emit("deleted", entry)
 
     def set_lock(self, entry: DatabaseEntry, caller: Identity, locked: bool) -> None:
@@ -551,17 +552,6 @@ class Registry:
                 except Exception:
                     log.exception("closing database %s failed", e.hex)
             e.logs.close()
-
-
-def _tail_lines(path: Path, max_bytes: int) -> list[str]:
-    """The whole lines among the last `max_bytes` bytes of a log file (it may be far larger than memory)."""
-    with open(path, "rb") as f:
-        f.seek(0, 2)
-        size = f.tell()
-        f.seek(max(0, size - max_bytes))
-        data = f.read()
-    lines = data.decode("utf-8", "replace").splitlines()
-    return lines[1:] if size > max_bytes and lines else lines
 
 
 def check_module_bytes(wasm: bytes) -> None:
