@@ -76,8 +76,8 @@ def _sorted(items: list) -> list:
 
 def _unordered_v10(body: Any) -> Any:
     """A `/schema?version=10` body with upstream's hash-map ordered lists sorted: the `Tables`, `Types` and
-    `Schedules` sections, each table's indexes, constraints and sequences, and the tables' `ExplicitNames` entries (upstream
-    re-exports them from hash maps)."""
+    `Schedules` sections, each table's indexes, constraints and sequences, and the tables' `ExplicitNames`
+    entries (upstream re-exports them from hash maps)."""
     if not (isinstance(body, dict) and isinstance(body.get("sections"), list)):
         return body
     sections = []
