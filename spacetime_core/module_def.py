@@ -63,6 +63,7 @@ class TableDef:
     is_event: bool = False
     default_values: dict[int, bytes] = field(default_factory=dict)
     schedule: ScheduleDef | None = None
+    column_aliases: tuple[str, ...] = ()  # the module's own column (field) names; SQL accepts them too
 
 
 @dataclass
@@ -256,6 +257,8 @@ def _from_v10(v10: tuple) -> ModuleDef:
     for v in sections.get(2, []):
         raw = _raw_table(v, rd.RAW_TABLE_DEF_V10, "source_name")
         tables.append(_table(raw, typespace, canon("table", raw["source_name"]), explicit))
+    for t in tables:
+        t.column_aliases = source_column_names(source_typespace, t.row_ref) or t.column_names
     schedules = {table_name: (function_name, col) for _n, table_name, col, function_name in sections.get(6, [])}
     for t in tables:
         s = schedules.get(t.source_name)
@@ -286,6 +289,14 @@ def _from_v10(v10: tuple) -> ModuleDef:
     _view_primary_keys(mdef, sections.get(13, []))
     _http(mdef, sections.get(11, []), sections.get(12, []), lambda s: canon("function", s))
     return mdef
+
+
+def source_column_names(ts: Typespace | None, ref: int | None) -> tuple[str, ...]:
+    """The field names of product type `ref` in `ts` (the module's own names), () if there is none."""
+    row = ts.types[ref] if ts is not None and ref is not None and ref < len(ts.types) else None
+    if not isinstance(row, ProductType):
+        return ()
+    return tuple(n if n is not None else str(i) for i, (n, _) in enumerate(row.elements))
 
 
 def _is_special(t) -> bool:
