@@ -58,13 +58,14 @@ _ROW_LISTS = ("rows", "inserts", "deletes", "events")
 
 def _unordered_rows(v: Any, key: str | None = None) -> Any:
     """Row lists sorted: a server's row order (SQL without ORDER BY, subscription rows) is unspecified; so is the
-    order of the tables in a QueryRows."""
+    order of the tables in a QueryRows or in a query set's update."""
     if isinstance(v, dict):
         return {k: _unordered_rows(x, k) for k, x in v.items()}
     if isinstance(v, list):
         items = [_unordered_rows(x) for x in v]
-        if key in _ROW_LISTS or (key == "tables" and all(isinstance(x, dict) and "table" in x for x in items)):
-            # QueryRows.tables: upstream lists them in hash-map order
+        if key in _ROW_LISTS or (key == "tables" and all(isinstance(x, dict) and ("table" in x or "table_name" in x)
+                                                         for x in items)):
+            # QueryRows.tables and a query set's table updates: upstream lists them in hash-map order
             return sorted(items, key=lambda x: json.dumps(x, sort_keys=True))
         return items
     return v
