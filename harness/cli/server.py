@@ -221,7 +221,7 @@ def did_you_mean(name: str, names: list[str], what: str = "reducer or procedure"
 
 
 def split_call(text: str) -> list[str]:
-    """`'add 1 "x" {"Team": 3}'` -> `['add', '1', '"x"', '{"Team": 3}']`: whitespace-separated words, where a word
+    """`'add 1 "x" {"team": 3}'` -> `['add', '1', '"x"', '{"team": 3}']`: whitespace-separated words, where a word
     that starts a JSON string, array or object runs to that value's end (so JSON may contain spaces). Each word
     after the name is one argument, exactly as `spacetime-py call DB NAME ARG...` takes them."""
     dec = json.JSONDecoder()
