@@ -203,3 +203,26 @@ def test_generated_bindings_use_the_converted_names(spacetime_db, tmp_path, monk
         [person] = conn.until(lambda: list(conn.db.Level2Person), timeout=10)
         assert person.person_info == b.Person3Info(age_value_1=30, score_total=7)
         assert b.Player2Status.active1 is not None and not hasattr(b.Player2Status, "Active1")
+
+
+def test_a_variant_that_converts_to_a_keyword_gets_usable_bindings(tmp_path, monkeypatch):
+    """`Dir.In` is `in` on the server: the generated class spells it `in_` and still publishes `in`."""
+    from client_sdk.codegen import generate
+    from spacetime_core.sats import SumValue, encode
+    from spacetime_core.sats.annotations import type_of
+    from tests.test_server_http import build_source
+
+    src = ("from module_sdk import reducer, sum_type, table, u32\n\n"
+           "@sum_type\nclass Dir:\n    In: None\n    Out: u32\n\n"
+           "@table(public=True)\nclass Move:\n    id: u32\n    dir: Dir\n\n"
+           "@reducer\ndef go(ctx, d: Dir) -> None:\n    ctx.db.move.insert(Move(id=1, dir=d))\n")
+    mdef = module_def_from_wasm(build_source(tmp_path, "kw", src))
+    dir_t = mdef.typespace.types[next(t.ref for t in mdef.types if t.name == "Dir")]
+    assert [n for n, _ in dir_t.elements] == ["in", "out"]
+    generate(mdef, tmp_path / "kw_bind")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import kw_bind as b
+
+    client_t = type_of(b.Dir)
+    assert [n for n, _ in client_t.elements] == ["in", "out"]
+    assert encode(client_t, b.Dir.in_) == encode(dir_t, SumValue(0)) and b.Dir.out(3).value == 3
