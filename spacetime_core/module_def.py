@@ -3,7 +3,8 @@
 Decoding is `spacetime_core.sats.raw_def` (the def described once as SATS types, the one BSATN codec); this maps
 the decoded value into the dataclasses below.
 
-The result is the host's view of a module: canonical names resolved (shared/spec/module-def.md §5),
+The result is the host's view of a module: canonical names resolved (shared/spec/module-def.md §5; under the
+default snake_case policy also inside the typespace, `convert_typespace`, as upstream's validator does),
 index/constraint/sequence names generated as the server does, ReducerIds = positions.  Invalid
 definitions raise `ModuleDefError` with a message a module author can act on.
 """
@@ -130,7 +131,6 @@ class ModuleDef:
     http_routes: list[HttpRouteDef] = field(default_factory=list)
     # the typespace with the module's own field/variant names (`typespace` has the converted ones); None = same
     source_typespace: Typespace | None = None
-    case_policy: str = "none"  # "snake_case" (V10 default) or "none"
 
     def match_http_route(self, method: str, path: str) -> HttpRouteDef | None:
         """The route serving `method` at `path` (exact match, as upstream's ModuleDef::match_http_route)."""
@@ -285,7 +285,7 @@ def _from_v10(v10: tuple) -> ModuleDef:
              for (scope, name), ty, _custom in sections.get(1, [])]
     rls = [sql for (sql,) in sections.get(8, [])]
     mdef = ModuleDef(10, typespace, tables, reducers, types, procedures, views, rls,
-                     source_typespace=source_typespace, case_policy="snake_case" if policy_snake else "none")
+                     source_typespace=source_typespace)
     _view_primary_keys(mdef, sections.get(13, []))
     _http(mdef, sections.get(11, []), sections.get(12, []), lambda s: canon("function", s))
     return mdef
@@ -404,6 +404,9 @@ def _table(raw: dict, ts: Typespace, name: str, explicit: dict) -> TableDef:
     for i, (cname, _) in enumerate(row.elements):
         if not cname:
             raise ModuleDefError(f"table {raw['source_name']!r}: column {i} has no name")
+        if cname in cols:
+            raise ModuleDefError(f"table {raw['source_name']!r}: two columns are named {cname!r}"
+                                 " (after case conversion)")
         cols.append(cname)  # a V10 typespace is already converted (convert_typespace)
     ncols = len(cols)
 

@@ -226,3 +226,13 @@ def test_a_variant_that_converts_to_a_keyword_gets_usable_bindings(tmp_path, mon
     client_t = type_of(b.Dir)
     assert [n for n, _ in client_t.elements] == ["in", "out"]
     assert encode(client_t, b.Dir.in_) == encode(dir_t, SumValue(0)) and b.Dir.out(3).value == 3
+
+
+def test_two_columns_that_convert_to_one_name_are_refused(tmp_path):
+    """`fooBar` and `foo_bar` are both `foo_bar` on the server (the real one fails to create the table)."""
+    from harness.host.database import ModuleLoadError
+    from tests.test_server_http import build_source
+
+    src = "from module_sdk import table, u32\n\n@table(public=True)\nclass T:\n    fooBar: u32\n    foo_bar: u32\n"
+    with pytest.raises(ModuleLoadError, match="table 't': two columns are named 'foo_bar' \\(after case conversion\\)"):
+        module_def_from_wasm(build_source(tmp_path, "dup", src))
