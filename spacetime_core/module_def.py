@@ -3,7 +3,8 @@
 Decoding is `spacetime_core.sats.raw_def` (the def described once as SATS types, the one BSATN codec); this maps
 the decoded value into the dataclasses below.
 
-The result is the host's view of a module: canonical names resolved (shared/spec/module-def.md §5),
+The result is the host's view of a module: canonical names resolved (shared/spec/module-def.md §5; under the
+default snake_case policy also inside the typespace, `convert_typespace`, as upstream's validator does),
 index/constraint/sequence names generated as the server does, ReducerIds = positions.  Invalid
 definitions raise `ModuleDefError` with a message a module author can act on.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from spacetime_core import names as naming
-from spacetime_core.sats import BsatnError, ProductType, RefType, SumValue, Typespace
+from spacetime_core.sats import ArrayType, BsatnError, ProductType, RefType, SumType, SumValue, Typespace
 from spacetime_core.sats import raw_def as rd
 
 LIFECYCLE = {0: "init", 1: "client_connected", 2: "client_disconnected"}
@@ -63,6 +64,7 @@ class TableDef:
     is_event: bool = False
     default_values: dict[int, bytes] = field(default_factory=dict)
     schedule: ScheduleDef | None = None
+    column_aliases: tuple[str, ...] = ()  # the module's own column (field) names; SQL accepts them too
 
 
 @dataclass
@@ -73,6 +75,7 @@ class ReducerDef:
     params: ProductType
     client_callable: bool
     lifecycle: str | None = None
+    declared_public: bool = True  # the module's own visibility (client_callable also excludes lifecycle/scheduled)
 
 
 @dataclass
@@ -107,8 +110,9 @@ _ROUTE_PATH_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_~/")
 @dataclass
 class TypeDef:
     scope: tuple[str, ...]
-    name: str
+    name: str  # canonical: PascalCase under the SnakeCase policy
     ref: int
+    source_name: str = ""  # as the module declared it ("" = same as name)
 
 
 @dataclass
@@ -123,7 +127,10 @@ class ModuleDef:
     row_level_security: list[str] = field(default_factory=list)
     raw: bytes = b""
     http_handlers: list[str] = field(default_factory=list)  # canonical names; position = HttpHandlerId
+    http_handler_sources: list[str] = field(default_factory=list)  # the same handlers' source names
     http_routes: list[HttpRouteDef] = field(default_factory=list)
+    # the typespace with the module's own field/variant names (`typespace` has the converted ones); None = same
+    source_typespace: Typespace | None = None
 
     def match_http_route(self, method: str, path: str) -> HttpRouteDef | None:
         """The route serving `method` at `path` (exact match, as upstream's ModuleDef::match_http_route)."""
@@ -232,9 +239,12 @@ def _from_v10(v10: tuple) -> ModuleDef:
         if s.tag == 14:
             raise ModuleDefError("this host does not support submodules yet")
         sections.setdefault(s.tag, s.value)  # the validator reads only the first section of each kind
-    typespace = rd.typespace_from_value(sections[0]) if 0 in sections else Typespace([])
+    source_typespace = rd.typespace_from_value(sections[0]) if 0 in sections else Typespace([])
     policy = sections.get(9)
     policy_snake = policy is None or policy.tag == 1
+    # upstream validates with the converted typespace: every field is snake_case and every variant
+    # lowerCamelCase in what clients see (JSON of rows and arguments, /schema, SQL); BSATN is unaffected
+    typespace = convert_typespace(source_typespace) if policy_snake else source_typespace
     kinds = ("table", "function", "index")
     explicit = {(kinds[e.tag], e.value[0]): e.value[1] for e in sections.get(10, ([],))[0]}
 
@@ -246,7 +256,9 @@ def _from_v10(v10: tuple) -> ModuleDef:
     tables = []
     for v in sections.get(2, []):
         raw = _raw_table(v, rd.RAW_TABLE_DEF_V10, "source_name")
-        tables.append(_table(raw, typespace, canon("table", raw["source_name"]), policy_snake, explicit))
+        tables.append(_table(raw, typespace, canon("table", raw["source_name"]), explicit))
+    for t in tables:
+        t.column_aliases = source_column_names(source_typespace, t.row_ref) or t.column_names
     schedules = {table_name: (function_name, col) for _n, table_name, col, function_name in sections.get(6, [])}
     for t in tables:
         s = schedules.get(t.source_name)
@@ -259,7 +271,7 @@ def _from_v10(v10: tuple) -> ModuleDef:
         name = canon("function", source)
         scheduled = any(t.schedule and t.schedule.reducer == name for t in tables)
         reducers.append(ReducerDef(i, name, source, rd.product_type_from_value(params),
-                                   visibility.tag == 1 and lc is None and not scheduled, lc))
+                                   visibility.tag == 1 and lc is None and not scheduled, lc, visibility.tag == 1))
     missing = set(lifecycle) - {r.source_name for r in reducers}
     if missing:
         raise ModuleDefError(f"lifecycle reducer(s) {sorted(missing)} are not in the Reducers section")
@@ -269,12 +281,50 @@ def _from_v10(v10: tuple) -> ModuleDef:
     views = [FunctionDef("view", canon("function", source), source, rd.product_type_from_value(params),
                          rd.algebraic_type_from_value(ret), index, anonymous, public)
              for source, index, public, anonymous, params, ret in sections.get(5, [])]
-    types = [TypeDef(tuple(scope), name, ty) for (scope, name), ty, _custom in sections.get(1, [])]
+    types = [TypeDef(tuple(scope), naming.canonical_pascal(name) if policy_snake else name, ty, name)
+             for (scope, name), ty, _custom in sections.get(1, [])]
     rls = [sql for (sql,) in sections.get(8, [])]
-    mdef = ModuleDef(10, typespace, tables, reducers, types, procedures, views, rls)
+    mdef = ModuleDef(10, typespace, tables, reducers, types, procedures, views, rls,
+                     source_typespace=source_typespace)
     _view_primary_keys(mdef, sections.get(13, []))
     _http(mdef, sections.get(11, []), sections.get(12, []), lambda s: canon("function", s))
     return mdef
+
+
+def source_column_names(ts: Typespace | None, ref: int | None) -> tuple[str, ...]:
+    """The field names of product type `ref` in `ts` (the module's own names), () if there is none."""
+    row = ts.types[ref] if ts is not None and ref is not None and ref < len(ts.types) else None
+    if not isinstance(row, ProductType):
+        return ()
+    return tuple(n if n is not None else str(i) for i, (n, _) in enumerate(row.elements))
+
+
+def _is_special(t) -> bool:
+    """Upstream's `AlgebraicType::is_special` (Identity, ConnectionId, Timestamp, TimeDuration, Uuid, Option,
+    ScheduleAt, Result): their element names are part of the format and never converted."""
+    return t.is_special() or t.is_result()
+
+
+def convert_type(t, field=naming.canonical_snake, variant=naming.canonical_camel):
+    """`t` with every product field name passed through `field` and every sum variant name through `variant`
+    (recursively, not into special types or through refs), as upstream's `typespace_case_conversion`."""
+    if _is_special(t):
+        return t
+    if isinstance(t, ProductType):
+        return ProductType([(None if n is None else field(n), convert_type(et, field, variant))
+                            for n, et in t.elements])
+    if isinstance(t, SumType):
+        return SumType([(None if n is None else variant(n), convert_type(et, field, variant))
+                        for n, et in t.elements])
+    if isinstance(t, ArrayType):
+        return ArrayType(convert_type(t.elem, field, variant))
+    return t
+
+
+def convert_typespace(ts: Typespace) -> Typespace:
+    """The typespace as the server sees it under the SnakeCase policy: fields snake_case, variants
+    lowerCamelCase (`SimpleEnum.Zero` is `zero` in JSON)."""
+    return Typespace([None if t is None else convert_type(t) for t in ts.types])
 
 
 def view_row(v: FunctionDef, ts: Typespace) -> tuple[int | None, bool]:
@@ -305,7 +355,8 @@ def _view_primary_keys(mdef: ModuleDef, raw: list) -> None:
         if v is None:
             raise ModuleDefError(f"ViewPrimaryKeys names {view_source!r}, which is not a view")
         ref, _ = view_row(v, mdef.typespace)
-        row = mdef.typespace.types[ref] if ref is not None and ref < len(mdef.typespace.types) else None
+        ts = mdef.source_typespace or mdef.typespace  # the module names columns as it declared them
+        row = ts.types[ref] if ref is not None and ref < len(ts.types) else None
         names = [n for n, _ in row.elements] if isinstance(row, ProductType) else []
         if columns:
             if columns[0] not in names:
@@ -328,6 +379,7 @@ def _http(mdef: ModuleDef, handlers: list, routes: list, canon) -> None:
             raise ModuleDefError(f"duplicate HTTP handler name {name!r}")
         by_source[source] = len(mdef.http_handlers)
         mdef.http_handlers.append(name)
+        mdef.http_handler_sources.append(source)
     for handler, method, path in routes:
         if (path and not path.startswith("/")) or not _ROUTE_PATH_CHARS.issuperset(path):
             raise ModuleDefError(f"invalid HTTP route path {path!r}: use '' or '/...' with a-z 0-9 - _ ~ /")
@@ -341,7 +393,7 @@ def _http(mdef: ModuleDef, handlers: list, routes: list, canon) -> None:
         mdef.http_routes.append(HttpRouteDef(by_source[handler], m, path))
 
 
-def _table(raw: dict, ts: Typespace, name: str, policy_snake: bool, explicit: dict) -> TableDef:
+def _table(raw: dict, ts: Typespace, name: str, explicit: dict) -> TableDef:
     ref = raw["product_type_ref"]
     if ref >= len(ts.types):
         raise ModuleDefError(f"table {raw['source_name']!r}: product_type_ref {ref} is outside the typespace")
@@ -352,7 +404,10 @@ def _table(raw: dict, ts: Typespace, name: str, policy_snake: bool, explicit: di
     for i, (cname, _) in enumerate(row.elements):
         if not cname:
             raise ModuleDefError(f"table {raw['source_name']!r}: column {i} has no name")
-        cols.append(naming.canonical_snake(cname) if policy_snake else cname)
+        if cname in cols:
+            raise ModuleDefError(f"table {raw['source_name']!r}: two columns are named {cname!r}"
+                                 " (after case conversion)")
+        cols.append(cname)  # a V10 typespace is already converted (convert_typespace)
     ncols = len(cols)
 
     def check_cols(c: tuple[int, ...], what: str) -> tuple[int, ...]:
@@ -407,7 +462,7 @@ def _from_v9(v9: tuple) -> ModuleDef:
         for ix in raw["indexes"]:  # V9: a missing name is generated from source names
             if ix["source_name"] is None:
                 ix["source_name"] = ""
-        t = _table(raw, typespace, raw["source_name"], False, {})
+        t = _table(raw, typespace, raw["source_name"], {})
         for ix, rix in zip(t.indexes, raw["indexes"]):
             if rix["source_name"]:
                 ix.name = rix["source_name"]

@@ -2,7 +2,8 @@
 
 `canonical_snake(s)` reproduces what a SpacetimeDB server derives under the default SnakeCase policy
 (Rust `convert_case` 0.6 with its default boundaries): `one_u8` -> `one_u_8`, `HTTPRequest` ->
-`http_request`, `_private` -> `private`.  `python_snake(s)` is the friendlier spelling used for default
+`http_request`, `_private` -> `private`; `canonical_camel` (sum variants) and `canonical_pascal` (type names)
+are its other two cases.  `python_snake(s)` is the friendlier spelling used for default
 accessors of classes (`OneU8` -> `one_u8`): it splits at case changes only, never at digits.
 """
 
@@ -60,6 +61,18 @@ def _split_chunk(w, digits):
 def canonical_snake(s):
     """The canonical name the server derives from a source name under SnakeCase."""
     return '_'.join(w.lower() for w in split_words(s))
+
+
+def canonical_camel(s):
+    """lowerCamelCase as convert_case 0.6's `Case::Camel`: the server's name for a sum variant under the
+    SnakeCase policy (`Zero` -> `zero`, `BannedUntil` -> `bannedUntil`, `OneU8` -> `oneU8`)."""
+    words = split_words(s)
+    return ''.join(w.lower() if i == 0 else w[:1].upper() + w[1:].lower() for i, w in enumerate(words))
+
+
+def canonical_pascal(s):
+    """PascalCase as convert_case 0.6's `Case::Pascal`: the server's name for a type (`one_u8` -> `OneU8`)."""
+    return ''.join(w[:1].upper() + w[1:].lower() for w in split_words(s))
 
 
 def python_snake(s):

@@ -52,8 +52,9 @@ def cli(tmp_path, live, monkeypatch):
 
 def test_run_call_takes_call_syntax_sums_by_name_and_reports_mistakes_without_tracebacks(cli):
     r = cli("run", str(LOBBY),
-            "--call", 'add_lobby 1 arena {"Team": 4}',        # bare text for a String, a sum by variant name
-            "--call", 'add_lobby 2 "two words" Solo',         # a unit variant by its bare name
+            "--call", 'add_lobby 1 arena {"team": 4}',        # bare text for a String, a sum by variant name
+            "--call", 'add_lobby 2 "two words" solo',         # a unit variant by its bare name
+            "--call", 'add_lobby 4 y {"Team": 1}',            # the source name: variants are lowerCamelCase
             "--call", "ad_lobby 3 x Solo",                     # misspelt
             "--call", 'add_lobby [3, "x"]',                    # the old array syntax
             "--call", 'add_lobby 3 x {"Duo": 1}',              # no such variant
@@ -64,20 +65,21 @@ def test_run_call_takes_call_syntax_sums_by_name_and_reports_mistakes_without_tr
     assert "error: no reducer or procedure named 'ad_lobby'; did you mean 'add_lobby'?" in out
     assert "add_lobby(id: U64, name: String, mode: Mode) takes 3 arguments, got 1" in out
     assert "argument 'mode' of add_lobby" in out and "unknown variant 'Duo'" in out
+    assert "unknown variant 'Team' (expected one of solo, team)" in out
     assert 'summary: returned' in out and '(some = (name = "arena", players = 0))' in out
     assert "(none = ())" in out
-    assert '"arena"' in out and "(Team = 4)" in out and '"two words"' in out and "(Solo = ())" in out
+    assert '"arena"' in out and "(team = 4)" in out and '"two words"' in out and "(solo = ())" in out
     assert "SumValue" not in out
 
 
 def test_call_sql_describe_render_like_spacetime_and_suggest_names(cli, lobby_wasm):
     cli("publish", "lobbies", "-b", str(lobby_wasm))
-    cli("call", "lobbies", "add_lobby", "7", "arena", '{"Team": 4}')
-    cli("call", "lobbies", "add_lobby", "8", '"solo room"', "Solo")
+    cli("call", "lobbies", "add_lobby", "7", "arena", '{"team": 4}')
+    cli("call", "lobbies", "add_lobby", "8", '"solo room"', "solo")
     r = cli("call", "lobbies", "add_lobi", "1", ok=False)
     assert r.exit_code == 1 and "did you mean 'add_lobby'?" in r.output and "Traceback" not in r.output
     r = cli("sql", "lobbies", "SELECT * FROM lobby")
-    assert "(Team = 4)" in r.output and "(Solo = ())" in r.output and '"arena"' in r.output, r.output
+    assert "(team = 4)" in r.output and "(solo = ())" in r.output and '"arena"' in r.output, r.output
     assert "[0," not in r.output and "[1," not in r.output
     r = cli("describe", "lobbies")
     assert "    mode: Mode" in r.output and "reducer add_lobby(id: U64, name: String, mode: Mode)" in r.output

@@ -65,10 +65,10 @@ def test_bindings_with_u64_option_sum_and_a_name_column_import_and_work(tmp_path
         await publish(server, wasm, "lobbies")
         conn = await b.DbConnection.builder().with_uri(server.uri).with_database_name("lobbies").connect()
         await conn.subscription_builder().subscribe(["SELECT * FROM lobby"])
-        ev = await conn.reducers.add_lobby(2**63, "arena", b.Mode.Team(4))
+        ev = await conn.reducers.add_lobby(2**63, "arena", b.Mode.team(4))
         assert ev.committed
         row = conn.db.lobby.name.find("arena")
-        assert row is not None and row.id == 2**63 and row.mode == b.Mode.Team(4)
+        assert row is not None and row.id == 2**63 and row.mode == b.Mode.team(4)
         assert conn.db.lobby.table_name == "lobby"
         assert await conn.procedures.summary(2**63) == b.LobbySummary(name="arena", players=0)
         assert await conn.procedures.summary(1) is None

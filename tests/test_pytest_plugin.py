@@ -110,12 +110,12 @@ pytestmark = pytest.mark.spacetime_module({str(ROOT / "tests" / "data" / "lobbym
 
 
 def test_values_by_name(spacetime_db):
-    spacetime_db.call("add_lobby", 1, "arena", {{"Team": 4}})
-    spacetime_db.call("add_lobby", 2, "quiet", "Solo")
+    spacetime_db.call("add_lobby", 1, "arena", {{"team": 4}})
+    spacetime_db.call("add_lobby", 2, "quiet", "solo")
     rows = spacetime_db.sql("SELECT * FROM lobby")
     assert sorted(rows, key=lambda r: r["id"]) == [
-        {{"id": 1, "name": "arena", "players": 0, "mode": {{"Team": 4}}}},
-        {{"id": 2, "name": "quiet", "players": 0, "mode": {{"Solo": None}}}},
+        {{"id": 1, "name": "arena", "players": 0, "mode": {{"team": 4}}}},
+        {{"id": 2, "name": "quiet", "players": 0, "mode": {{"solo": None}}}},
     ]
     assert spacetime_db.call("summary", 1) == {{"name": "arena", "players": 0}}   # a procedure: by field name
     assert spacetime_db.call("summary", 99) is None                                 # Option: None
@@ -124,7 +124,7 @@ def test_values_by_name(spacetime_db):
 def test_until_a_client_sees_it(spacetime_db):
     with spacetime_db.connect(subscribe="SELECT * FROM lobby") as conn:
         other = spacetime_db.connect()
-        threading.Timer(0.2, lambda: other.call("add_lobby", 5, "late", {{"Team": 2}})).start()
+        threading.Timer(0.2, lambda: other.call("add_lobby", 5, "late", {{"team": 2}})).start()
         row = conn.until(lambda: conn.db.lobby.name.find("late"), timeout=10)
         assert row.id == 5
         with pytest.raises(TimeoutError):

@@ -23,20 +23,7 @@ from tests.transcripts.scenarios import SCENARIOS
 DATA = Path(__file__).parent / "data" / "transcripts"
 
 KNOWN = [
-    Deviation("*", "schema v10", ".body.sections", "upstream re-exports its validated def (generated constraint and "
-              "sequence names, a full ExplicitNames section, its own order); we return the module's own V10 def"),
-    Deviation("sdk_test", "schema v9", ".body.typespace", "enum variants are not case-converted (camelCase) in our "
-              "typespace"),
     Deviation("*", "A call #* raw args *", ".received.*.InternalError", "BSATN decode error wording differs"),
-    # sdk_test: its module def asks for snake_case conversion, under which upstream also renames enum variants to
-    # camelCase in the typespace (`One` -> `one`, `Str` -> `str`); we keep the source names
-    *(Deviation("sdk_test", step, path, "enum variants are not case-converted (camelCase) in our typespace")
-      for step, path in [
-          ("A call #1* insert_one_*enum*", ".received.A[0].ReducerResult.result.Ok.transaction_update"
-           ".TransactionUpdate.query_sets[0].tables[0].rows[0].PersistentTable.inserts[0].e.*"),
-          ("A unsubscribe #31 query set 1", ".received.A[0].UnsubscribeApplied.rows.tables[*].rows[*].e.*"),
-          ("sql one_enum_with_payload", ".body[0].schema.elements[0].algebraic_type.Sum.variants[*].name.some"),
-      ]),
 ]
 
 
@@ -74,7 +61,4 @@ def test_codegen_reads_the_real_servers_schema(module, wasms):
     recorded = json.loads((DATA / f"{module}.json").read_text())
     [v10] = [s["body"] for s in recorded["steps"] if s["step"] == "schema v10"]
     real, ours = generate_python(module_def_from_schema_json(v10)), generate_python(module_def_from_wasm(wasms[module]))
-    if module == "sdk_test":  # known deviation: upstream camelCases enum variants (`one`), our typespace keeps `One`
-        assert "    one: None" in real["types.py"] and "    One: None" in ours["types.py"]
-        real.pop("types.py"), ours.pop("types.py")
     assert real == ours

@@ -181,7 +181,9 @@ def _types_py(ctx: _Ctx) -> str:
             ctx.sats_imports.add("sum_type")
             lines = [f"@sum_type\nclass {name}:\n", _doc(f"SATS sum `{name}`.", "    "), "\n"]
             for i, (vname, vtype) in enumerate(t.elements):
-                if not vname or not vname.isidentifier() or keyword.iskeyword(vname) or vname in ("tag", "value"):
+                if vname and keyword.iskeyword(vname):  # `In` is `in` on the server: spelt `in_` (published `in`)
+                    vname = f"{vname}_"
+                if not vname or not vname.isidentifier() or vname in ("tag", "value"):
                     raise CodegenError(f"type {name}: variant {i} ({vname!r}) is not usable as a Python attribute")
                 ann = "None" if vtype.special == "unit" else ctx.ann(vtype, f"{name}.{vname}")
                 lines.append(f"    {vname}: {ann}\n")

@@ -221,7 +221,7 @@ def did_you_mean(name: str, names: list[str], what: str = "reducer or procedure"
 
 
 def split_call(text: str) -> list[str]:
-    """`'add 1 "x" {"Team": 3}'` -> `['add', '1', '"x"', '{"Team": 3}']`: whitespace-separated words, where a word
+    """`'add 1 "x" {"team": 3}'` -> `['add', '1', '"x"', '{"team": 3}']`: whitespace-separated words, where a word
     that starts a JSON string, array or object runs to that value's end (so JSON may contain spaces). Each word
     after the name is one argument, exactly as `spacetime-py call DB NAME ARG...` takes them."""
     dec = json.JSONDecoder()
@@ -468,13 +468,21 @@ def describe(database: str, kind: str | None, name: str | None, as_json: bool, s
     tables = sec.get("Tables") or []
     reducers = sec.get("Reducers") or []
     lifecycle = {x["function_name"]: next(iter(x["lifecycle_spec"])) for x in sec.get("LifeCycleReducers") or []}
+    # a server re-exports its validated def: source names in the sections, canonical ones in ExplicitNames
+    canonical = {(kind_, e[kind_]["source_name"]): e[kind_]["canonical_name"]
+                 for e in (sec.get("ExplicitNames") or {}).get("entries", []) for kind_ in e}
 
-    def tname(t):
-        return t.get("source_name") or t.get("name")
+    def tname(t, kind_="Table"):
+        source = t.get("source_name") or t.get("name")
+        return canonical.get((kind_, source), source)
+
+    def rname(r):
+        return tname(r, "Function")
 
     if kind:
         items = tables if kind == "table" else reducers
-        match = [x for x in items if tname(x) == name]
+        named = tname if kind == "table" else rname
+        match = [x for x in items if name in (named(x), x.get("source_name") or x.get("name"))]
         if not match:
             _fail(f"no {kind} named {name!r}")
         if as_json:
@@ -492,8 +500,8 @@ def describe(database: str, kind: str | None, name: str | None, as_json: bool, s
     for r in reducers:
         params = ", ".join(f"{e['name'].get('some', '')}: {_type_name(e['algebraic_type'], names)}"
                            for e in r["params"]["elements"])
-        extra = f"  [{lifecycle[tname(r)]}]" if tname(r) in lifecycle else ""
-        click.echo(f"reducer {tname(r)}({params}){extra}")
+        extra = f"  [{lifecycle[rname(r)]}]" if rname(r) in lifecycle else ""
+        click.echo(f"reducer {rname(r)}({params}){extra}")
 
 
 # ------------------------------------------------------------------------------------------- delete

@@ -51,6 +51,14 @@ def comparable(t) -> bool:
             or t.is_connection_id() or t.is_timestamp() or t.is_uuid())
 
 
+def column_index(columns: tuple[str, ...], aliases: tuple[str, ...]) -> dict[str, int]:
+    """Column position by name: the canonical names, and the module's own (source) names, which win a clash
+    as in upstream's `get_column_by_name_or_alias` (`SELECT FirstName ...` for the column `first_name`)."""
+    index = {c: i for i, c in enumerate(columns)}
+    index.update((a, i) for i, a in enumerate(aliases))
+    return index
+
+
 class TableInfo:
     """What SQL needs to know about one table."""
 
@@ -66,7 +74,7 @@ class TableInfo:
         self.columns = tuple(tdef.column_names)
         self.declared_types = tuple(ty for _, ty in tdef.row_type.elements)
         self.types = tuple(ts.resolve(ty) if ty.is_ref() else ty for ty in self.declared_types)
-        self.col_index = {c: i for i, c in enumerate(self.columns)}
+        self.col_index = column_index(self.columns, tdef.column_aliases)
         # column -> (index_id, algo, n_columns): indexes usable for an equality lookup on that column
         self.lookup: dict[int, tuple[int, str, int]] = {}
         # every index's columns, in order: a subscription join may probe an index whose last column is the
@@ -101,11 +109,14 @@ class Catalog:
             self.tables.setdefault(t.source_name, self.tables[t.name])
         self.views: dict[str, object] = {}  # name -> ViewInfo (views.py), built on first use
         self._view_defs = {v.name: v for v in getattr(db.mdef, "views", ())}
+        self._view_aliases = {v.source_name: v.name for v in self._view_defs.values()}  # ... and a view's
         self.rls_sql: dict[str, list[str]] = {}
         self._rls_checked: dict[str, list[Select]] | None = None
 
     def table(self, name: str, owner: bool) -> TableInfo:
         t = self.tables.get(name)
+        if t is None and name not in self._view_defs:
+            name = self._view_aliases.get(name, name)
         if t is None and name in self._view_defs:
             t = self.view(name)
         if t is None or (not owner and not t.public):

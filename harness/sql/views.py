@@ -15,9 +15,10 @@ query's tables) and diffing against the previous result (`SubscriptionPlan` does
 
 from __future__ import annotations
 
+from spacetime_core.module_def import source_column_names, view_row
 from spacetime_core.sats import ArrayType, resolve
 
-from .check import TableInfo
+from .check import TableInfo, column_index
 from .errors import SqlError
 
 QUERY_TAG = "__query__"  # a query-builder view's return type is the product {__query__: T}
@@ -65,7 +66,8 @@ class ViewInfo(TableInfo):
         self.columns = tuple(n if n is not None else str(i) for i, (n, _) in enumerate(row.elements))
         self.declared_types = tuple(ty for _, ty in row.elements)
         self.types = tuple(ts.resolve(ty) if ty.is_ref() else ty for ty in self.declared_types)
-        self.col_index = {c: i for i, c in enumerate(self.columns)}
+        ref = view_row(vdef, ts)[0]
+        self.col_index = column_index(self.columns, source_column_names(db.mdef.source_typespace, ref))
         self.lookup = {}
         self.index_columns = ((vdef.primary_key,),) if vdef.primary_key is not None else ()
 

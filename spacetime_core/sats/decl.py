@@ -36,6 +36,7 @@ and instances of per-variant subclasses of the decorated class (so
 ``isinstance(s, Shape)`` holds and methods defined on ``Shape`` work).
 """
 
+import keyword
 import sys
 
 from .annotations import type_of
@@ -274,6 +275,14 @@ def _is_unit_ann(cls, ann):
     return isinstance(ann, AlgebraicType) and ann.is_unit() and ann.cls is None
 
 
+def _published_variant(name):
+    """A variant spelt as a Python keyword plus one `_` (`in_`) is published without it (`in`): the server's
+    lowerCamelCase names (`In` -> `in`) can be keywords, and generated client bindings spell those so."""
+    if name.endswith('_') and not name.endswith('__') and keyword.iskeyword(name[:-1]):
+        return name[:-1]
+    return name
+
+
 def sum(cls=None):  # noqa: A001 - the brief asks for ``@sum``
     """Class decorator declaring a SATS sum type (see module docstring).
 
@@ -335,7 +344,7 @@ def sum(cls=None):  # noqa: A001 - the brief asks for ``@sum``
     def build():
         vs = []
         for n, ann, unit in kinds:
-            vs.append((n, UNIT if unit else _resolve_ann(base, ann)))
+            vs.append((_published_variant(n), UNIT if unit else _resolve_ann(base, ann)))
         return SumType(vs, cls=base)
     type.__setattr__(base, '__sats_type__', _LazyType(base, build))
     return base

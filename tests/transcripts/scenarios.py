@@ -215,6 +215,48 @@ SDK_TEST = [
     ("http", "call unique clash (http)", "POST", "/v1/database/{db}/call/insert_unique_string", ["k", 9], "owner"),
 ]
 
+# sdk_test_case_conversion (upstream's sdk-test-case-conversion): names in every case the server converts, two
+# explicit names (`Player1Canonical`, `banPlayer1`) and a view with one (`Level2Person`).  Rows show converted
+# field names (`player_1_id`, nested `age_value_1`) and variants (`active1`, `bannedUntil`); SQL also takes the
+# module's own names (`player1`, `FirstName`, `person_at_level_2`); calls go by canonical name only.
+CASE_CONVERSION = [
+    ("connect", "A", "owner"),
+    ("subscribe", "A", 1, 1, ["SELECT * FROM Player1Canonical", "SELECT * FROM person_2",
+                              "SELECT * FROM Level2Person"]),
+    ("call", "A", 2, "create_player_1", ["ann", 2]),
+    ("call", "A", 3, "create_player_1", ["bea", 1]),
+    ("call", "A", 4, "add_person_2", ["cy", 1, 30, 7]),
+    ("call", "A", 5, "add_person_2", ["di", 2, 40, 8]),
+    ("call", "A", 6, "banPlayer1", [1, 99]),
+    ("call", "A", 7, "CreatePlayer1", ["source name", 1]),
+    ("call", "A", 8, "ban_player_1", [1, 5]),
+    ("oneoff", "A", 9, "SELECT * FROM player1 WHERE currentLevel2 = 2"),
+    ("oneoff", "A", 10, "SELECT * FROM person_at_level_2"),
+    ("subscribe", "A", 11, 2, ["SELECT * FROM person2 WHERE playerRef = 2"]),
+    ("unsubscribe", "A", 12, 1),
+    ("disconnect", "A"),
+    ("http", "sql canonical table", "POST", "/v1/database/{db}/sql", "SELECT * FROM Player1Canonical", "owner"),
+    ("http", "sql source table", "POST", "/v1/database/{db}/sql", "SELECT * FROM player1", "owner"),
+    ("http", "sql converted table", "POST", "/v1/database/{db}/sql", "SELECT * FROM player_1_canonical", "owner"),
+    ("http", "sql nested struct", "POST", "/v1/database/{db}/sql", "SELECT * FROM person_2", "owner"),
+    ("http", "sql source columns", "POST", "/v1/database/{db}/sql",
+     "SELECT FirstName, player_ref FROM person2 WHERE Person2Id = 1", "owner"),
+    ("http", "sql aliased source column", "POST", "/v1/database/{db}/sql",
+     "SELECT p.FirstName FROM person_2 p WHERE p.playerRef = 2", "owner"),
+    ("http", "sql view", "POST", "/v1/database/{db}/sql", "SELECT * FROM Level2Person", "owner"),
+    ("http", "sql view source names", "POST", "/v1/database/{db}/sql",
+     "SELECT FirstName FROM person_at_level_2 WHERE playerRef = 2", "owner"),
+    ("http", "sql count view", "POST", "/v1/database/{db}/sql", "SELECT COUNT(*) AS n FROM Level2Person", "owner"),
+    ("http", "call canonical (http)", "POST", "/v1/database/{db}/call/create_player_1", ["eve", 2], "owner"),
+    ("http", "call named args (http)", "POST", "/v1/database/{db}/call/create_player_1",
+     {"Player1Name": "fay", "Start2Level": 3}, "owner"),
+    ("http", "call source name (http)", "POST", "/v1/database/{db}/call/CreatePlayer1", ["gus", 1], "owner"),
+    ("http", "call explicit name (http)", "POST", "/v1/database/{db}/call/banPlayer1", [2, 7], "owner"),
+    ("http", "call converted explicit name (http)", "POST", "/v1/database/{db}/call/ban_player_1", [2, 7],
+     "owner"),
+    ("http", "sql after calls", "POST", "/v1/database/{db}/sql", "SELECT * FROM Player1Canonical", "owner"),
+]
+
 #: module name -> (example directory, scenario). Order is the order of capture and replay.
 SCENARIOS: dict[str, tuple[str, list]] = {
     "quickstart": ("examples/quickstart", QUICKSTART + _COMMON_TAIL),
@@ -222,4 +264,5 @@ SCENARIOS: dict[str, tuple[str, list]] = {
     "keynote": ("examples/keynote", KEYNOTE + _COMMON_TAIL),
     "http_api": ("examples/http_api", HTTP_API + _COMMON_TAIL),
     "sdk_test": ("examples/sdk_test", SDK_TEST + _COMMON_TAIL),
+    "sdk_test_case_conversion": ("examples/sdk_test_case_conversion", CASE_CONVERSION + _COMMON_TAIL),
 }
