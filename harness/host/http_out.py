@@ -125,7 +125,8 @@ def is_blocked_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_loopb
         return not allow_loopback
     return (ip == ipaddress.IPv6Address("::") or s[:6] == (0x64, 0xFF9B, 0, 0, 0, 0) or s[:3] == (0x64, 0xFF9B, 1)
             or s[:6] == (0, 0, 0, 0, 0, 0xFFFF) or s[:4] in ((0x100, 0, 0, 0), (0x100, 0, 0, 1))
-            or (s[0] == 0x2001 and s[1] & 0xFE00 == 0) or s[0] == 0x2002 or s[:3] == (0x2620, 0x4F, 0x8000)
+            or (s[0] == 0x2001 and (s[1] & 0xFE00 == 0 or s[1] == 0xDB8)) or s[0] == 0x2002
+            or s[:3] == (0x2620, 0x4F, 0x8000)
             or (s[0] == 0x3FFF and s[1] & 0xF000 == 0) or s[0] == 0x5F00 or s[0] & 0xFE00 == 0xFC00
             or s[0] & 0xFFC0 == 0xFE80)
 
