@@ -377,4 +377,4 @@ class ClientCache:
                 try:
                     cb(*args)
                 except Exception:
-                    log.exception("%s callback on table %s raised", ev.kind, t.name)
+                    log.exception("%s callback on table %s raised", ev.kind, t.table_name)

@@ -139,6 +139,17 @@ class ModuleDef:
                 return r
         return None
 
+    def scheduled_function(self, name: str) -> tuple[str, ReducerDef | FunctionDef | None]:
+        """What a scheduled table calls: ("reducer", def) or ("procedure", def) (upstream schedules either);
+        ("reducer", None) when `name` is neither."""
+        for r in self.reducers:
+            if name in (r.name, r.source_name):
+                return "reducer", r
+        for p in self.procedures:
+            if name in (p.name, p.source_name):
+                return "procedure", p
+        return "reducer", None
+
     def table(self, name: str) -> TableDef:
         for t in self.tables:
             if name in (t.name, t.source_name):
@@ -511,15 +522,13 @@ def _validate(m: ModuleDef) -> None:
                 col = t.column_names[s.column]
                 raise ModuleDefError(f"table {t.name!r}: auto_inc column {col!r} is not an integer")
         if t.schedule:
-            try:
-                fn = m.reducer(t.schedule.reducer)
-            except KeyError:
-                raise ModuleDefError(
-                    f"table {t.name!r} is scheduled with {t.schedule.reducer!r}, which is not a reducer"
-                ) from None
+            kind, fn = m.scheduled_function(t.schedule.reducer)
+            if fn is None:
+                raise ModuleDefError(f"Schedule {t.name}_sched refers to a scheduled reducer or procedure "
+                                     f"{t.schedule.reducer} that does not exist")
             params = [ty for _, ty in fn.params.elements]
             if len(params) != 1 or not (isinstance(params[0], RefType) and params[0].index == t.row_ref):
-                raise ModuleDefError(f"scheduled reducer {fn.name!r} must take exactly one argument: a {t.name} row")
+                raise ModuleDefError(f"scheduled {kind} {fn.name!r} must take exactly one argument: a {t.name} row")
     names: dict[str, str] = {}
     for f in [*m.reducers, *m.procedures, *m.views]:
         if f.name in names:

@@ -118,6 +118,18 @@ def test_callbacks_run_after_the_whole_message_is_applied():
     assert observed == [(2, 1), (2, 1)]
 
 
+def test_a_raising_callback_is_logged_and_the_others_still_run(caplog):
+    cache, seen = make_cache()
+
+    def boom(ctx, row):
+        raise AttributeError("a bug in the app")
+
+    cache.table("person").on_insert(boom)
+    apply(cache, TableDelta("person", [person(1, "A")]), TableDelta("note", [note("x")]))
+    assert [e[:2] for e in seen] == [("insert", "person"), ("insert", "note")]
+    assert "insert callback on table person raised" in caplog.text and "a bug in the app" in caplog.text
+
+
 def test_event_tables_fire_inserts_and_store_nothing():
     cache, seen = make_cache()
     apply(cache, TableDelta("ping", [note("a"), note("a")], [], event=True))

@@ -189,6 +189,26 @@ def test_v10_every_section_round_trips_through_bytes_and_json():
     assert m.views[0].is_anonymous and m.lifecycle("init").name == "init"
 
 
+def _with_schedule(function: str, procedure_params: ProductType) -> bytes:
+    sections = list(v10_all_sections_value().value[0])
+    sections[4] = S(4, [("proc", pt(procedure_params), at(option_type(STRING)), S(1))])
+    sections[6] = S(6, [(None, "Person", 2, function)])
+    return rd.encode_raw_def(S(rd.V10, (sections,)))
+
+
+def test_a_schedule_may_name_a_procedure():
+    """Upstream's scheduled tables call a reducer or a procedure (sdk-test-procedure's scheduled_proc)."""
+    m = decode_module_def(_with_schedule("proc", ProductType([("row", RefType(0))])))
+    assert m.tables[0].schedule.reducer == "the_proc"
+    kind, fn = m.scheduled_function("the_proc")
+    assert (kind, fn.name) == ("procedure", "the_proc")
+    with pytest.raises(ModuleDefError, match="scheduled procedure 'the_proc' must take exactly one argument"):
+        decode_module_def(_with_schedule("proc", ProductType([("a", U64)])))
+    with pytest.raises(ModuleDefError, match="^Schedule person_sched refers to a scheduled reducer or procedure "
+                                             "nope that does not exist$"):
+        decode_module_def(_with_schedule("nope", ProductType([("a", U64)])))
+
+
 def test_submodules_are_decoded_then_refused():
     inner = ([S(9, S(0))],)
     raw = rd.encode_raw_def(S(rd.V10, ([S(14, [("sub", inner)])],)))

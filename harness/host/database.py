@@ -19,6 +19,7 @@ Data directory: `database.json` (identity, owner, current module hash), `module.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import threading
@@ -192,7 +193,7 @@ class Database:
         self._log_listeners: list[Callable[[LogRecord], None]] = [on_log] if on_log else []
         self._commit_listeners: list[Callable[[ReducerOutcome], None]] = []
         self._lock = threading.RLock()  # one transaction at a time per database (reducers, views, procedure txs)
-        self._proc_lock = threading.Lock()  # one procedure at a time (on its own instance)
+        self._procs = _ProcedurePool(self)  # procedures run concurrently, each on its own instance
         self._jwts: dict[bytes, bytes] = {}
         self._immediate: deque[tuple[str, bytes]] = deque()
         self._immediate_bytes = 0
@@ -202,7 +203,6 @@ class Database:
         self.instances_created = 0
         self.inst: Instance | None = None
         self.env: AbiEnv | None = None
-        self._proc: tuple[Instance, AbiEnv, Callable] | None = None
         self.datastore = Datastore()
         self._tables_rt: dict[int, TableRuntime] = {}  # these four dicts are shared with every AbiEnv and
         self._indexes_rt: dict[int, IndexRuntime] = {}  # updated in place when the module changes
@@ -414,13 +414,16 @@ class Database:
             aliases = (t.source_name,) if t.source_name != t.name else ()
             sched = None
             if t.schedule:
-                sched = ScheduledTable(-1, t.name, t.schedule.at_column, mdef.reducer(t.schedule.reducer).id)
+                kind, fn = mdef.scheduled_function(t.schedule.reducer)
+                sched = ScheduledTable(-1, t.name, t.schedule.at_column, fn.id if kind == "reducer" else -1,
+                                       fn.name if kind == "procedure" else None)
             tid = ds.create_table(TableSchema(
                 t.name, t.column_names, decode, encode_row, tuple(indexes), tuple(t.unique), seqs,
                 t.primary_key, t.is_event, aliases, row_check=self.scheduler.row_check(sched) if sched else None,
                 table_id=tid_keep))
             if sched:
-                cat.scheduled.append(ScheduledTable(tid, sched.name, sched.at_column, sched.reducer_id))
+                cat.scheduled.append(ScheduledTable(tid, sched.name, sched.at_column, sched.reducer_id,
+                                                    sched.procedure))
             cat.table_names[t.name] = tid
             cat.table_names[t.source_name] = tid
             cat.tables_rt[tid] = TableRuntime(tid, decoder(t.row_type, ts), tuple(encoder(ty, ts) for ty in col_types))
@@ -456,7 +459,7 @@ class Database:
         migrated state are persisted before the switch, so `Database.open` recovers the new state."""
         wasm = bytes(wasm)
         new_hash = _hash(wasm)
-        with self._proc_lock, self._lock:
+        with self._procs.exclusive(), self._lock:
             if new_hash == self.module_hash and not clear:
                 return UpdateResult("unchanged", [], new_hash)
             module = self._compile(wasm)
@@ -503,7 +506,7 @@ class Database:
             env.tables, env.indexes = self._tables_rt, self._indexes_rt
             env.table_names, env.index_names = self._table_names, self._index_names
             self._adopt(inst, env)
-            self._proc = None
+            self._procs.discard_idle()
             self.scheduler.rebuild()
             self._host_log(f"module updated to {new_hash[:16]} ({'cleared' if clear else 'migrated'}): "
                            + "; ".join(changes or ["no schema changes"]), level=2)
@@ -632,6 +635,13 @@ class Database:
             self._drain_immediate()
             return out
 
+    def _delete_rows(self, name: str, table_id: int, rows: list[bytes], ts: Timestamp) -> None:
+        """Delete `rows` of a table in a transaction of their own (a scheduled procedure's row, before it runs)."""
+        with self._lock:
+            tx = self.datastore.begin()
+            tx.delete_all_by_eq(table_id, rows)
+            self._commit(name, ts, tx, time.perf_counter())
+
     def _commit(self, name: str, ts: Timestamp, tx: Tx, t0: float, inputs: bytes = b"") -> ReducerOutcome:
         """Commit `tx` (the caller holds self._lock), make it durable, tell the scheduler and listeners.
         `inputs` (caller identity, connection id, BSATN args) go into the record so the call can be replayed."""
@@ -728,13 +738,11 @@ class Database:
         sender_b = (sender or self.owner).to_bytes()
         conn_b = connection_id.to_bytes() if connection_id else ZERO_CONN
         ts = timestamp or Timestamp(int(time.time() * 1e6))
-        with self._proc_lock:
-            if self._proc is None:
-                inst, env, _ = self._instantiate(self.module, procedure=True)
-                if "__call_procedure__" not in [e.name for e in self.module.exports]:
-                    raise ModuleLoadError("the module does not export __call_procedure__")
-                self._proc = (inst, env, inst.export("__call_procedure__"))
-            inst, env, export = self._proc
+        if "__call_procedure__" not in [e.name for e in self.module.exports]:
+            raise ModuleLoadError("the module does not export __call_procedure__")
+        with self._procs.lease() as lease:
+            inst, env = lease.inst, lease.env
+            export = inst.export("__call_procedure__")
             host: _ProcHost = env.procedure_host
             host.name = pdef.name
             env.begin_call(pdef.name, None, procedure=True)
@@ -755,13 +763,13 @@ class Database:
             data = bytes(env.sinks.get(sink, b""))
             env.end_call()
             if trap is not None:
-                self._proc = None
+                lease.discard()
                 self._emit_log(LogRecord(0, None, None, None, f"procedure {pdef.name} trapped ({trap.kind}): {trap}",
                                          int(time.time() * 1e6), pdef.name))
                 out = ProcedureOutcome(pdef.name, "trapped", error=_trap_message(trap), duration_us=_us(t0),
                                        trap_kind=trap.kind)
             elif rc != 0:  # upstream: only 0 or a trap; the sink is ignored and the instance discarded
-                self._proc = None
+                lease.discard()
                 msg = (f"__call_procedure__ returned unexpected code {rc}. "
                        "Procedures should return code 0 or trap.")
                 self._emit_log(LogRecord(0, None, None, None, f"procedure {pdef.name}: {msg}",
@@ -778,14 +786,10 @@ class Database:
             self._drain_immediate()
         return out
 
-    def _procedure_instance(self) -> tuple[Instance, AbiEnv, Callable | None]:
-        """The procedure instance (created on first use); the caller holds self._proc_lock."""
-        if self._proc is None:
-            inst, env, _ = self._instantiate(self.module, procedure=True)
-            names = [e.name for e in self.module.exports]
-            self._proc = (inst, env, inst.export("__call_procedure__") if "__call_procedure__" in names
-                          else _no_call_procedure)
-        return self._proc
+    @property
+    def procedures_running(self) -> int:
+        """Procedures and HTTP handlers running now (each holds one procedure instance)."""
+        return self._procs.busy
 
     # ------------------------------------------------------------------ HTTP handlers
 
@@ -1020,8 +1024,73 @@ def _decode_def(raw: bytes) -> ModuleDef:
     return decode_module_def(raw, max_bytes=LIMITS.module_def_bytes, max_items=LIMITS.module_def_items)
 
 
-def _no_call_procedure(*_args):
-    raise ModuleLoadError("the module does not export __call_procedure__")
+class _Lease:
+    """One procedure instance lent to one call; `discard()` after a trap so it is not reused."""
+
+    __slots__ = ("inst", "env", "keep")
+
+    def __init__(self, inst: Instance, env: AbiEnv):
+        self.inst, self.env, self.keep = inst, env, True
+
+    def discard(self) -> None:
+        self.keep = False
+
+
+class _ProcedurePool:
+    """The procedure instances of one database.  As upstream, each procedure (or HTTP handler) call runs on an
+    instance of its own, so procedures run concurrently with each other and with reducers; at most
+    `LIMITS.procedure_instances` at once (upstream: `procedure-instance-pool-size`), further calls wait for a
+    free instance.  Idle instances are kept for reuse until the module changes."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.busy = 0
+        self._idle: list[tuple[Instance, AbiEnv]] = []
+        self._cv = threading.Condition()
+        self._paused = 0
+        self._generation = 0
+
+    @contextlib.contextmanager
+    def lease(self):
+        with self._cv:
+            while self._paused or self.busy >= max(1, LIMITS.procedure_instances):
+                self._cv.wait()
+            self.busy += 1
+            generation = self._generation
+            item = self._idle.pop() if self._idle else None
+        lease = None
+        try:
+            if item is None:
+                inst, env, _ = self.db._instantiate(self.db.module, procedure=True)
+                item = (inst, env)
+            lease = _Lease(*item)
+            yield lease
+        finally:
+            with self._cv:
+                self.busy -= 1
+                if lease is not None and lease.keep and generation == self._generation:
+                    self._idle.append(item)
+                self._cv.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self):
+        """Wait until no procedure runs and start none meanwhile (a module update swaps the module)."""
+        with self._cv:
+            self._paused += 1
+            while self.busy:
+                self._cv.wait()
+        try:
+            yield
+        finally:
+            with self._cv:
+                self._paused -= 1
+                self._cv.notify_all()
+
+    def discard_idle(self) -> None:
+        """Forget the idle instances (they run the old module); calls running now return theirs to nobody."""
+        with self._cv:
+            self._idle.clear()
+            self._generation += 1
 
 
 def _key_fn(ty, ts):

@@ -58,8 +58,8 @@ def call_http_handler(db, method: str, path: str, *, uri: str = "", headers=(), 
         return _plain(500, f"Module defines http handler {name} but does not export `{EXPORT}`", name)
     req = encode_request(method, uri or path, [(n, v) for n, v in headers], None, VERSIONS.get(version, 2))
     ts = int(time.time() * 1e6)
-    with db._proc_lock:
-        inst, env, _ = db._procedure_instance()
+    with db._procs.lease() as lease:
+        inst, env = lease.inst, lease.env
         export = inst.export(EXPORT)
         host = env.procedure_host
         host.name = name
@@ -80,7 +80,7 @@ def call_http_handler(db, method: str, path: str, *, uri: str = "", headers=(), 
         data = bytes(env.sinks.get(body_sink, b""))
         env.end_call()
         if trap is not None:
-            db._proc = None
+            lease.discard()
             db._emit_log(LogRecord(0, None, None, None, f"http handler {name} trapped ({trap.kind}): {trap}",
                                    int(time.time() * 1e6), name))
             return _plain(500, f"the http handler {name} trapped: {trap}", name)

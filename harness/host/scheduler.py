@@ -1,4 +1,4 @@
-"""Scheduled reducers (shared/spec/module-abi.md §12): a row in a scheduled table is a pending call.
+"""Scheduled reducers and procedures (shared/spec/module-abi.md §12): a row in a scheduled table is a pending call.
 
 Inserting a row schedules its reducer at `Time(ts)` or every `Interval(d)` (measured from the later of the
 inserting call's timestamp and now); deleting the row cancels it.  A `Time` row is deleted in the same
@@ -24,7 +24,8 @@ class ScheduledTable:
     table_id: int
     name: str
     at_column: int
-    reducer_id: int
+    reducer_id: int  # -1 when the table schedules a procedure
+    procedure: str | None = None  # the procedure it schedules (upstream schedules reducers or procedures)
 
 
 def now_us() -> int:
@@ -115,10 +116,18 @@ class Scheduler:
                 continue
             at = values[table.at_column]
             one_shot = at.is_time()
-            outcome = self.db._call(
-                table.reducer_id, row, self.db.identity.to_bytes(), bytes(16), _ts(max(due, now)),
-                before_commit=(lambda tx, tid=tid, row=row: tx.delete_all_by_eq(tid, [row])) if one_shot else None,
-            )
+            ts = _ts(max(due, now))
+            if table.procedure is not None:
+                # as upstream: the row goes first, in a transaction of its own (a procedure is never retried),
+                # then the procedure runs here, holding the scheduler until it returns
+                if one_shot:
+                    self.db._delete_rows(table.procedure, tid, [row], ts)
+                outcome = self.db.call_procedure(table.procedure, row, sender=self.db.identity, timestamp=ts)
+            else:
+                outcome = self.db._call(
+                    table.reducer_id, row, self.db.identity.to_bytes(), bytes(16), ts,
+                    before_commit=(lambda tx, tid=tid, row=row: tx.delete_all_by_eq(tid, [row])) if one_shot else None,
+                )
             outcomes.append(outcome)
             if not one_shot and (tid, row) not in self._live:
                 with self.db.datastore.read() as r:  # the row may have been deleted by the call itself
