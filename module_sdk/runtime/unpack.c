@@ -55,6 +55,16 @@ static int all_zero(const uint8_t *p, size_t n) {
     return !acc;
 }
 
+/* 16 bytes in two 8-byte steps (each loaded before it is stored): most literal runs and matches are shorter;
+   the caller checks that the bytes past the run may be overwritten. */
+static inline void copy16(uint8_t *d, const uint8_t *s) {
+    uint64_t w;
+    memcpy(&w, s, 8);
+    memcpy(d, &w, 8);
+    memcpy(&w, s + 8, 8);
+    memcpy(d + 8, &w, 8);
+}
+
 /* Copies n bytes forwards, dst <= src or the ranges apart; short copies (most of them) without a call. */
 static inline void copy_fwd(uint8_t *d, const uint8_t *s, size_t n) {
     if (n <= 16) {
@@ -75,7 +85,10 @@ static void decode(const uint8_t *ip, const uint8_t *iend, uint8_t *op, uint8_t 
         size_t n = token >> 4;
         if (n == 15) n = ext_len(&ip, iend, n);
         if (n > (size_t)(iend - ip) || n > (size_t)(oend - op)) __builtin_trap();
-        copy_fwd(op, ip, n); /* op <= ip: a forward copy never reads what it wrote */
+        if (n <= 16 && ip + 16 <= iend && op + 16 <= ip + n && op + 16 <= oend)
+            copy16(op, ip); /* the bytes past n are rewritten by what follows */
+        else
+            copy_fwd(op, ip, n); /* op <= ip: a forward copy never reads what it wrote */
         op += n;
         ip += n;
         if (ip == iend) {
@@ -91,6 +104,12 @@ static void decode(const uint8_t *ip, const uint8_t *iend, uint8_t *op, uint8_t 
         if (off == 0 || off > (size_t)(op - base) || m > (size_t)(oend - op) || op + m > ip) __builtin_trap();
         const uint8_t *s = op - off;
         if (m >= 64 && op + m <= fresh && all_zero(s, off < m ? off : m)) {
+            memset(op, 0, 16); /* what a 16-byte copy may have written past the previous run */
+            op += m;
+            continue;
+        }
+        if (off >= 8 && m <= 16 && op + 16 <= ip && op + 16 <= oend) {
+            copy16(op, s); /* 8 bytes at a time is right for off >= 8 (the second load may see the first store) */
             op += m;
             continue;
         }
