@@ -72,6 +72,6 @@ def test_quickstart_size_budget(tmp_path):
 
     size = build(ROOT / "examples" / "quickstart", tmp_path / "q.wasm").size
     if optimizer_id() != "none":  # Binaryen present (Linux x86_64): the 4 MB target
-        assert size < 2_795_000, size  # 2,739,885 B on 2026-12-05 (heap stored LZ4-compressed) + 2 %
+        assert size < 2_796_000, size  # 2,740,319 B on 2026-12-05 (heap stored LZ4-compressed) + 2 %
     else:  # the unoptimized runtime elsewhere
-        assert size < 3_200_000, size  # 3,136,399 B on 2026-12-05 + 2 %
+        assert size < 3_200_000, size  # 3,136,846 B on 2026-12-05 + 2 %
