@@ -92,3 +92,16 @@ def test_every_export_works_as_a_fresh_instance_first_call(module_wasm, first):
     assert calls[first](fresh) == calls[first](warm)
     assert fresh.call_procedure(0, U32.pack(4)) == (0, U64.pack(8))
     assert fresh.describe() == warm.describe()
+
+
+def test_unpacked_form_still_works_when_the_build_does_not_pack(tmp_path, monkeypatch):
+    """Without the record (a runtime that lacks `stdb_packed_at`, here hidden from the build) the output is the
+    non-zero runs as separate segments, and the runtime's first-call unpack finds nothing to do."""
+    monkeypatch.setattr(snapshot, "PACKED_AT", "no_such_export")
+    src = tmp_path / "unpacked.py"
+    src.write_text(MODULE)
+    raw = build(src, tmp_path / "unpacked.wasm").output.read_bytes()
+    assert len(_data_segments(raw)) > 100
+    host = Host(tmp_path / "unpacked.wasm")
+    assert host.call_procedure(0, U32.pack(21)) == (0, U64.pack(42))
+    assert host.call_reducer(0, s("Ann") + U32.pack(30)) == (0, "")
