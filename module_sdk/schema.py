@@ -733,7 +733,7 @@ class _Builder:
         f.params = params
         f.param_types = ProductType([(n, self.types.use(t, where)) for n, t in params])
         if params:
-            f.decode_args = _args_decoder([decoder(_shared(t)) for _, t in params], [t for _, t in params])
+            f.decode_args = _lazy_args_decoder(f, [t for _, t in params])
         if f.explicit is not None:
             _ident(f.explicit, f'{where}: name')
         f.canonical = f.explicit if f.explicit is not None else self.canon(f.name)
@@ -927,6 +927,16 @@ def _no_args(args):
 
 def _unit_result(value):
     return b''
+
+
+def _lazy_args_decoder(f, types):
+    """`f.decode_args` until the function's first call, which compiles the argument decoder and puts it in its
+    place: a module with many reducers keeps no decoder code in its snapshot for types only arguments use."""
+
+    def decode_first_call(data):
+        f.decode_args = dec = _args_decoder([decoder(_shared(t)) for t in types], types)
+        return dec(data)
+    return decode_first_call
 
 
 def _args_decoder(decs, types=()):

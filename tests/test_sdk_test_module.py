@@ -19,6 +19,16 @@ def wasm(tmp_path_factory):
     return build("examples/sdk_test", tmp_path_factory.mktemp("sdk") / "sdk_test.wasm").output.read_bytes()
 
 
+def test_size_budget(wasm):
+    """Issue 10: the many-types module stays within 4 MB; the budget is its size + 2 % so a regression fails."""
+    from module_sdk.build.optimize import optimizer_id
+
+    if optimizer_id() != "none":  # Binaryen present (Linux x86_64)
+        assert len(wasm) < 3_052_000, len(wasm)  # 2,991,302 B on 2026-12-05 (heap LZ4-compressed, lazy arguments) + 2 %
+    else:  # the unoptimized runtime elsewhere
+        assert len(wasm) < 3_456_000, len(wasm)  # 3,387,825 B on 2026-12-05 + 2 %
+
+
 @pytest.fixture
 def db(wasm):
     return Database.create(wasm, owner=OWNER)

@@ -29,7 +29,7 @@ from .toolchain import (
     zig_command,
 )
 
-RUNTIME_SOURCES = ("spacetime.c", "wasi.c", "inittab.c", "alloc.c")
+RUNTIME_SOURCES = ("spacetime.c", "wasi.c", "inittab.c", "alloc.c", "unpack.c")
 # MVP + mutable globals + sign-ext: the feature set every SpacetimeDB host accepts (zig's default CPU
 # enables bulk-memory and more, which older validators refuse).
 CPU = "-mcpu=mvp+mutable_globals+sign_ext"
