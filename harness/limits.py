@@ -32,6 +32,7 @@ class Limits:
     open_timers: int = 4096  # console timers a call may keep open at once
     immediate_queue_bytes: int = 16 * MiB  # schedule_immediate calls (name + args) waiting to run, per database
     procedure_instances: int = 4  # procedures/HTTP handlers of one database running at once (one instance each)
+    compiled_cache_bytes: int = 1 * GiB  # compiled modules kept on disk (~/.cache/spacetime-py/modules), LRU
     # server (harness.server)
     body_bytes: int = 2 * MiB  # request body of every route except publish, whatever its transfer encoding
     publish_bytes: int = 128 * MiB  # request body of publish / reset (a module)

@@ -70,3 +70,36 @@ def test_a_log_file_rotates_at_log_file_bytes_and_reads_as_one_log(monkeypatch, 
     assert again.lines(2) == [kept[-1], "after restart"]
     again.remove()
     assert not old.exists() and not new.exists()
+
+
+def test_the_compiled_module_cache_keeps_the_most_recently_used_within_its_budget(monkeypatch, tmp_path):
+    import os
+
+    import wasmtime as wt
+
+    from harness.host.wasm import compile_module, prune_module_cache
+
+    folder = tmp_path / "unit"
+    folder.mkdir()
+    for i, name in enumerate(["old", "mid", "new"]):
+        p = folder / f"{name}.cwasm"
+        p.write_bytes(b"x" * 100)
+        os.utime(p, (1000 + i, 1000 + i))
+    (folder / "other.txt").write_bytes(b"y" * 1000)  # not a compiled module: never touched
+    assert prune_module_cache(folder, keep=folder / "old.cwasm", budget=250) == 100  # "old" is kept
+    assert sorted(p.name for p in folder.iterdir()) == ["new.cwasm", "old.cwasm", "other.txt"]
+
+    # compile_module: a cache hit refreshes its entry, so the module used last survives the next compile
+    monkeypatch.setenv("SPACETIME_PY_CACHE", str(tmp_path / "cache"))
+    mods = [wt.wat2wasm(f'(module (func (export "f{i}") (result i32) i32.const {i}))') for i in range(3)]
+    compile_module(mods[0])
+    compile_module(mods[1])
+    [entry0] = [p for p in (tmp_path / "cache" / "modules").glob("*.cwasm") if p.stat().st_mtime == min(
+        q.stat().st_mtime for q in (tmp_path / "cache" / "modules").glob("*.cwasm"))]
+    size = entry0.stat().st_size
+    os.utime(entry0, (1, 1))
+    compile_module(mods[0])  # a hit: used now
+    monkeypatch.setattr(LIMITS, "compiled_cache_bytes", 2 * size + size // 2)  # room for two
+    compile_module(mods[2])
+    left = sorted((tmp_path / "cache" / "modules").glob("*.cwasm"))
+    assert len(left) == 2 and entry0 in left  # mods[1], the least recently used, went

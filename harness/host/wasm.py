@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import struct
 import threading
 import time
@@ -32,6 +33,7 @@ from pathlib import Path
 import wasmtime as wt
 from wasmtime import _ffi
 
+from harness.limits import LIMITS
 from module_sdk.build.toolchain import WASMTIME_VERSION, cache_dir, digest
 from module_sdk.build.validate import SERVER_FEATURES_ID, server_features
 
@@ -117,12 +119,21 @@ def _tick(eng: wt.Engine) -> None:
 
 
 def compile_module(data: bytes) -> wt.Module:
-    """Compile, or load from the on-disk cache keyed by wasm hash + wasmtime version + engine config."""
+    """Compile, or load from the on-disk cache keyed by wasm hash + wasmtime version + engine config.
+
+    The cache keeps the most recently used compiled modules up to `LIMITS.compiled_cache_bytes`: each is
+    ~2.5x its wasm (7-8 MB for a Python module), and `spacetime-py dev` or a test suite makes a new one per
+    edit, so without a bound it grows by gigabytes."""
     path = cache_dir() / "modules" / f"{digest(data, WASMTIME_VERSION, ENGINE_CONFIG)}.cwasm"
     eng = engine()
     if path.is_file():
         try:
-            return wt.Module.deserialize_file(eng, str(path))
+            module = wt.Module.deserialize_file(eng, str(path))
+            try:
+                os.utime(path)  # recently used: pruned last
+            except OSError:
+                pass
+            return module
         except wt.WasmtimeError:
             path.unlink(missing_ok=True)
     module = wt.Module(eng, data)
@@ -130,7 +141,33 @@ def compile_module(data: bytes) -> wt.Module:
     tmp = Path(f"{path}.{id(module)}.tmp")
     tmp.write_bytes(module.serialize())
     tmp.replace(path)
+    prune_module_cache(path.parent, keep=path)
     return module
+
+
+def prune_module_cache(folder: Path, keep: Path | None = None, budget: int | None = None) -> int:
+    """Delete the least recently used `*.cwasm` in `folder` until the rest fit in `budget` bytes (default
+    `LIMITS.compiled_cache_bytes`); `keep` (the one just written) is never deleted.  Returns bytes freed.
+    Safe while other processes use the cache: a deleted file that is mapped stays readable to them."""
+    budget = LIMITS.compiled_cache_bytes if budget is None else budget
+    entries = []
+    for p in folder.glob("*.cwasm"):
+        try:
+            st = p.stat()
+        except OSError:  # deleted meanwhile by another process
+            continue
+        entries.append((st.st_mtime, st.st_size, p))
+    total = sum(size for _, size, _ in entries)
+    freed = 0
+    for _, size, p in sorted(entries, key=lambda e: e[0]):
+        if total <= budget:
+            break
+        if p == keep:
+            continue
+        p.unlink(missing_ok=True)
+        total -= size
+        freed += size
+    return freed
 
 
 ImportImpl = Callable[[ctypes._Pointer], None]  # reads args from p[4*i], writes a result to p[0]
@@ -318,4 +355,5 @@ class LinkError(Exception):
 
 
 __all__ = ["DEFAULT_FUEL", "MAX_WASM_STACK", "HostTrap", "Instance", "Limits", "LinkError", "Trap", "compile_module",
+           "prune_module_cache",
            "engine", "trap_text"]
