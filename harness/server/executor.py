@@ -199,16 +199,17 @@ class DatabaseExecutor:
             if c.sync_inline():
                 pending.discard(c)
                 self.inline_fsyncs += 1
+        with self._cv:  # take the role back before the results go out (the client's next call needs it)
+            kept = self._owner is None
+            if kept:
+                self._owner = me
+        if not kept:
+            for c in committers:  # work arrived during the fsync: load (the next fsync batches)
+                c.note_load()
         if wake:
             wake_later(wake)
             wake.clear()
-        with self._cv:
-            if self._owner is None:
-                self._owner = me
-                return True
-        for c in committers:  # work arrived during the fsync: load (the next fsync batches)
-            c.note_load()
-        return False
+        return kept
 
     def _park(self, me: threading.Thread) -> bool:
         """Wait as a spare until handed the executor role (True) or idle/stopped (False: the thread ends)."""
