@@ -10,7 +10,10 @@ with ``submit`` (no waiting) and the executor thread runs it in order; whatever 
 
 Durability (group commit): the executor also owns the database's list of connections waiting for the durable
 offset (``wait_for_durable``); the durability thread calls ``_on_durable`` after each fsync, which wakes them,
-again with one ``call_soon_threadsafe`` per batch.  See docs/durability.md for what is acknowledged when.
+again with one ``call_soon_threadsafe`` per batch.  A lone batch (nothing else queued before or after it) that
+committed is fsynced on the executor thread itself before the loop is woken (``_sync_lone``), without the
+durability thread; the executor role passes to a spare thread for the length of that fsync, so work that
+arrives meanwhile is not held by the disk.  See docs/durability.md for what is acknowledged when.
 """
 
 from __future__ import annotations
