@@ -22,7 +22,8 @@ decoded with `decode_server_frame`.  `--client aiohttp` is the previous generato
 encoding per call), kept to compare.  The report line gives the generator's own CPU per call.
 
 Server-side figures per run: CPU per call of the event loop, the database executor and the durability threads
-(/proc per-thread times), fsyncs/s and transactions per fsync (read from the server's GroupCommitters).
+(/proc per-thread times), fsyncs/s and transactions per fsync (read from the server's GroupCommitters), and the
+share of fsyncs a lone call's executor thread did itself (durability.py ``sync_inline``; 0% on older checkouts).
 
 Fan-out (`--subscribers N`): N more connections each subscribe to `SELECT * FROM accounts WHERE id >= W`
 (the `--watch` highest account ids) while the load runs; the load draws its accounts below the two highest ids,
@@ -99,6 +100,7 @@ SPACETIME_SERVER = textwrap.dedent("""
     def stats():
         for _ in sys.stdin:
             print(json.dumps({"fsyncs": sum(c.batches for c in committers),
+                              "inline": sum(getattr(c, "inline", 0) for c in committers),
                               "txs": sum(c.commitlog.next_offset for c in committers),
                               "threads": {t.native_id: t.name for t in threading.enumerate()}}), flush=True)
     threading.Thread(target=stats, daemon=True).start()
@@ -612,11 +614,13 @@ class ServerStats:
         dt = b["t"] - a["t"]
         fsyncs = b["fsyncs"] - a["fsyncs"]
         txs = b["txs"] - a["txs"]
+        inline = b.get("inline", 0) - a.get("inline", 0)
         if b["children"]:  # the split server: its database process
             groups["database process"] = b["children"] - a["children"]
         per = ", ".join(f"{g} {v / max(calls, 1) * 1e6:.0f}" for g, v in groups.items())
         print(f"    server CPU us/call: {per};  {fsyncs / dt:.0f} fsyncs/s, "
-              f"{txs / max(fsyncs, 1):.1f} tx/fsync", flush=True)
+              f"{txs / max(fsyncs, 1):.1f} tx/fsync"
+              f" ({inline / max(fsyncs, 1):.0%} on the executor thread)", flush=True)
 
 
 def process_cpu(pid: int) -> float:

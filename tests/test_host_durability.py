@@ -180,3 +180,76 @@ def test_enough_waiting_transactions_cut_the_commit_delay_short(tmp_path):
     reopened = CommitLog(tmp_path / "log", durability="group")
     assert reopened.durable_offset == log.last_offset
     reopened.close()
+
+
+def test_a_lone_commit_fsyncs_on_its_own_thread_without_waking_the_durability_thread(tmp_path):
+    import threading
+
+    from harness.commitlog import CommitLog
+    from harness.host.durability import GroupCommitter, deferred_notify
+
+    log = CommitLog(tmp_path / "log", durability="group")
+    committer = GroupCommitter(log, max_delay=60.0)
+    seen: list[tuple[int, str]] = []
+    committer.add_listener(lambda off: seen.append((off, threading.current_thread().name)))
+    real_barrier = log.commit_barrier
+    barrier_threads: list[str] = []
+
+    def barrier():
+        barrier_threads.append(threading.current_thread().name)
+        return real_barrier()
+
+    log.commit_barrier = barrier
+    for _ in range(5):
+        with deferred_notify() as pending:
+            offset = log.append(b"tx")
+            committer.notify()
+            assert pending == {committer} and committer.durable_offset < offset  # written, not yet fsynced
+            assert committer.sync_inline()
+            assert committer.durable_offset == offset  # fsynced and published before sync_inline returned
+        assert seen[-1] == (offset, threading.current_thread().name)
+    assert committer.inline == committer.batches == 5
+    assert set(barrier_threads) == {threading.current_thread().name}  # the durability thread never fsynced
+    committer.stop()
+    log.close()
+    reopened = CommitLog(tmp_path / "log", durability="group")
+    assert reopened.durable_offset == offset
+    reopened.close()
+
+
+def test_under_load_a_committer_declines_to_fsync_inline_and_the_deferred_notify_wakes_its_thread(tmp_path):
+    from harness.commitlog import CommitLog
+    from harness.host.durability import GroupCommitter, deferred_notify
+
+    log = CommitLog(tmp_path / "log", durability="group")
+    committer = GroupCommitter(log, max_delay=0.001)
+    committer.note_load()  # as when transactions arrived during the last fsync
+    with deferred_notify():
+        offset = log.append(b"tx")
+        committer.notify()
+        assert not committer.sync_inline()  # load: the durability thread batches (after its delay)
+    # Leaving the block handed the fsync to the durability thread.
+    assert committer.wait_durable(offset, timeout=10)
+    assert committer.inline == 0 and committer.batches == 1
+    committer.stop()
+    log.close()
+
+
+def test_a_failed_inline_fsync_is_never_reported_durable(tmp_path):
+    from harness.commitlog import CommitLog
+    from harness.host.durability import GroupCommitter, deferred_notify
+
+    log = CommitLog(tmp_path / "log", durability="group")
+    committer = GroupCommitter(log)
+
+    def broken_barrier():
+        raise OSError(5, "Input/output error")
+
+    log.commit_barrier = broken_barrier
+    with deferred_notify():
+        offset = log.append(b"tx")
+        committer.notify()
+        committer.sync_inline()
+    assert committer.error is not None and committer.durable_offset < offset
+    assert not committer.wait_durable(offset, timeout=1)
+    committer.stop()

@@ -48,9 +48,11 @@ def test_confirmed_clients_see_a_transaction_only_after_its_fsync(wasm, tmp_path
     db = Database.create(wasm, owner=OWNER, data_dir=tmp_path / "db", durability="group")
     holding, gate = threading.Event(), threading.Event()
     real_barrier = db.commitlog.commit_barrier
+    held_on: list[str] = []
 
     def held_barrier():  # once `holding`, the disk is "slow" until the test opens the gate
         if holding.is_set():
+            held_on.append(threading.current_thread().name)
             gate.wait(30)
         return real_barrier()
 
@@ -72,11 +74,21 @@ def test_confirmed_clients_see_a_transaction_only_after_its_fsync(wasm, tmp_path
         await fast.call(2, "add", bsatn_str("y"))
         r = await fast.recv()  # confirmed=false: answered from the written (not yet durable) state
         assert isinstance(r, ReducerResult) and r.request_id == 2 and r.result.tag == "Ok"
+        # The lone call's fsync runs on the database's executor thread, which gave up its role while waiting
+        # for the disk: the unconfirmed call above ran meanwhile on another thread.
+        assert held_on[0].startswith("db-"), held_on
         gate.set()
         r = await confirmed.recv()
         assert isinstance(r, ReducerResult) and r.request_id == 1 and r.result.tag == "Ok"
         u1, u2 = await watcher.recv(), await watcher.recv()
         assert isinstance(u1, TransactionUpdate) and isinstance(u2, TransactionUpdate)
+        holding.clear()
+        for k in range(3, 8):  # later lone calls: answered after their own fsync, on at most two threads
+            await confirmed.call(k, "add", bsatn_str(f"z{k}"))
+            r = await confirmed.recv()
+            assert isinstance(r, ReducerResult) and r.request_id == k and r.result.tag == "Ok"
+            assert db.committer.durable_offset >= db.written_offset
+        assert len(db._server_executor._threads) <= 2
         for c in (confirmed, watcher, fast):
             await c.close()
 

@@ -17,6 +17,14 @@ fsync starts at once: a lone call never waits for the delay.  A transaction's fs
 while the load lasts there is at most one fsync per ``max_delay``.  Upstream SpacetimeDB fsynced on a fixed
 timer before (50 ms, then 10 ms) and now fsyncs after every batch it drains, as we did before.
 
+A lone transaction, fsynced where it committed.  When a database's transactions come from one thread that
+then has nothing else to do (the server's executor thread after a batch, with no more work queued), waking
+this thread for the fsync and waiting for it to wake the event loop costs two thread hand-offs (each a
+futex wake-up and, on a busy machine, a wait for a core) on top of the fsync.  Such a thread wraps its work
+in ``deferred_notify()`` (its appends do not wake this thread) and afterwards calls ``sync_inline()``: if no
+load was seen (see above) and this thread is not fsyncing, it fsyncs and publishes on the calling thread;
+otherwise, or if the caller has more work, ``flush_deferred()`` hands the fsync to this thread as before.
+
 Rule: a transaction at tx offset ``o`` is durable once ``durable_offset >= o``; nothing that reveals it may be
 acknowledged as durable before that (see docs/durability.md).  An fsync error fails the commit log (no later
 append succeeds) and stops the thread: nothing after the failure is ever reported durable.
@@ -32,6 +40,8 @@ from collections.abc import Callable
 from harness.commitlog import CommitLog
 
 log = logging.getLogger(__name__)
+
+_tls = threading.local()  # .deferred: committers whose notify() the current thread postpones (deferred_notify)
 
 MAX_DELAY_S = 0.002  # under load, at most one fsync per 2 ms (0: fsync again as soon as one ends)
 BATCH_TARGET = 256  # ... unless this many transactions are already waiting for one
@@ -54,6 +64,10 @@ class GroupCommitter:
         self._hurry = threading.Event()  # set while delaying: enough transactions wait, fsync now
         self._delaying = False
         self._cv = threading.Condition()
+        self._barrier = threading.Lock()  # one fsync + publish at a time (this thread or sync_inline)
+        self.busy = False  # transactions arrived during the last fsync: load, so batch (and no inline fsync)
+        self.inline = 0  # fsyncs done by sync_inline on a committing thread
+        self._started = 0.0  # when the last fsync started (either thread)
         self._stop = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -70,7 +84,15 @@ class GroupCommitter:
         """A transaction was appended: fsync soon (cheap; called under the database lock).
 
         When the flag is already set the thread has not yet cleared it, so its next barrier (after the clear)
-        covers this append too: skip `Event.set`, which takes a lock and notifies every time."""
+        covers this append too: skip `Event.set`, which takes a lock and notifies every time.  Inside
+        ``deferred_notify()`` the thread is not woken: the caller will ``sync_inline`` or ``flush_deferred``."""
+        deferred = getattr(_tls, "deferred", None)
+        if deferred is not None:
+            deferred.add(self)
+            return
+        self._wake()
+
+    def _wake(self) -> None:
         if not self._dirty.is_set():
             self._dirty.set()
         elif self._delaying and self.commitlog.next_offset - self.durable_offset > self.batch_target:
@@ -84,13 +106,64 @@ class GroupCommitter:
             return self._cv.wait_for(lambda: self.durable_offset >= offset or self.error is not None or self._stop,
                                      timeout) and self.durable_offset >= offset
 
+    def sync_inline(self) -> bool:
+        """Fsync everything written so far on the calling thread and publish it (listeners run here), unless
+        there is load (``busy``), this thread is fsyncing or delaying, or the log failed: then return False and
+        the caller must ``notify`` as usual.  For a thread that committed and has nothing else to do."""
+        if self.busy or self._stop or self.error is not None or self._delaying:
+            return False
+        if not self._barrier.acquire(blocking=False):
+            return False
+        try:
+            target = self.commitlog.last_offset
+            if target <= self.durable_offset:
+                return True
+            if not self._sync_publish():
+                return True  # failed: error is set and waiters were told; nothing more becomes durable
+            self.inline += 1
+            if self.commitlog.last_offset > target:  # appended by another thread during the fsync: load
+                self.busy = True
+                self._wake()
+            return True
+        finally:
+            self._barrier.release()
+
+    def _sync_publish(self) -> bool:
+        """(holding _barrier) One commit barrier, then the new durable offset to waiters and listeners."""
+        self._started = time.monotonic()
+        try:
+            durable = self.commitlog.commit_barrier()
+        except Exception as e:  # noqa: BLE001 - the log is failed; nothing more becomes durable
+            log.error("commit log fsync failed; no further transaction will be acknowledged: %s", e)
+            with self._cv:
+                self.error = e
+                self._cv.notify_all()
+            self._stop = True
+            self._dirty.set()  # the durability thread ends
+            return False
+        if durable <= self.durable_offset:
+            return True
+        self.batches += 1
+        with self._cv:
+            self.durable_offset = durable
+            self._cv.notify_all()
+        for fn in list(self._listeners):
+            try:
+                fn(durable)
+            except Exception:  # noqa: BLE001 - a listener must not stop durability
+                log.exception("durability listener failed")
+        return True
+
+    def note_load(self) -> None:
+        """The committing thread got more work while ``sync_inline`` fsynced: treat it as load (the next fsync
+        is delayed as if transactions had arrived during this one)."""
+        self.busy = True
+
     def _run(self) -> None:
-        busy = False  # transactions arrived during the last fsync
-        started = 0.0  # when the last fsync started
         while True:
             self._dirty.wait()
-            if busy and not self._stop:
-                wait = started + self.max_delay - time.monotonic()
+            if self.busy and not self._stop:
+                wait = self._started + self.max_delay - time.monotonic()
                 if wait > 0:
                     self._hurry.clear()  # (a late set from the previous delay)
                     self._delaying = True
@@ -98,30 +171,17 @@ class GroupCommitter:
                         self._hurry.wait(wait)
                     self._delaying = False
                     self.delayed += 1
-            self._dirty.clear()
-            if self._stop:
-                return
-            started = time.monotonic()
-            try:
-                durable = self.commitlog.commit_barrier()
-            except Exception as e:  # noqa: BLE001 - the log is failed; nothing more becomes durable
-                log.error("commit log fsync failed; no further transaction will be acknowledged: %s", e)
-                with self._cv:
-                    self.error = e
-                    self._cv.notify_all()
-                return
-            busy = self.commitlog.last_offset > durable
-            if durable <= self.durable_offset:
-                continue
-            self.batches += 1
-            with self._cv:
-                self.durable_offset = durable
-                self._cv.notify_all()
-            for fn in list(self._listeners):
-                try:
-                    fn(durable)
-                except Exception:  # noqa: BLE001 - a listener must not stop durability
-                    log.exception("durability listener failed")
+            with self._barrier:
+                self._dirty.clear()
+                if self._stop:
+                    return
+                target = self.commitlog.last_offset
+                if target <= self.durable_offset:
+                    self.busy = False  # already fsynced (by sync_inline) and nothing since: no load
+                    continue
+                if not self._sync_publish():
+                    return
+                self.busy = self.commitlog.last_offset > self.durable_offset
 
     def stop(self) -> None:
         """Finish the pending fsync and stop the thread (the commit log's close fsyncs the rest)."""
@@ -131,3 +191,30 @@ class GroupCommitter:
         self._thread.join()
         with self._cv:
             self._cv.notify_all()
+
+
+class deferred_notify:
+    """``with deferred_notify() as pending:`` — appends on this thread inside the block do not wake any
+    durability thread; ``pending`` collects their committers, and the caller must then ``sync_inline()`` each or
+    ``flush_deferred(pending)`` (or both: a committer that declined to sync inline is flushed)."""
+
+    def __enter__(self) -> set[GroupCommitter]:
+        self._outer = getattr(_tls, "deferred", None)
+        if self._outer is not None:  # nested: the outer block owns the pending set
+            return self._outer
+        _tls.deferred = set()
+        return _tls.deferred
+
+    def __exit__(self, *exc: object) -> None:
+        if self._outer is None:
+            pending = _tls.deferred
+            _tls.deferred = None
+            flush_deferred(pending)  # whatever the caller did not handle (also on an exception)
+
+
+def flush_deferred(pending: set[GroupCommitter]) -> None:
+    """Wake the durability threads of ``pending`` for what they have not yet fsynced, and clear it."""
+    for c in pending:
+        if c.commitlog.last_offset > c.durable_offset:
+            c._wake()
+    pending.clear()

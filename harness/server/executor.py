@@ -10,7 +10,10 @@ with ``submit`` (no waiting) and the executor thread runs it in order; whatever 
 
 Durability (group commit): the executor also owns the database's list of connections waiting for the durable
 offset (``wait_for_durable``); the durability thread calls ``_on_durable`` after each fsync, which wakes them,
-again with one ``call_soon_threadsafe`` per batch.  See docs/durability.md for what is acknowledged when.
+again with one ``call_soon_threadsafe`` per batch.  A lone batch (nothing else queued before or after it) that
+committed is fsynced on the executor thread itself before the loop is woken (``_sync_lone``), without the
+durability thread; the executor role passes to a spare thread for the length of that fsync, so work that
+arrives meanwhile is not held by the disk.  See docs/durability.md for what is acknowledged when.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from harness.host.durability import deferred_notify, flush_deferred
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +67,19 @@ class DatabaseExecutor:
         self.jobs_run = 0
         self.batches = 0
         self._q: collections.deque = collections.deque()
-        self._cv = threading.Condition()
+        lock = threading.Lock()
+        self._cv = threading.Condition(lock)  # the executor thread waits here for jobs
+        self._spare_cv = threading.Condition(lock)  # a spare thread waits here to be handed the executor role
         self._stopped = False
+        self._spares = 0  # threads parked on _spare_cv
+        self._handoffs = 0  # executor roles handed to spares and not yet picked up
+        self._threads: set[threading.Thread] = set()  # live threads (for stop)
+        self.inline_fsyncs = 0
         self._waiting: set = set()  # connections whose outbox head waits for durability
         self._durable_futs: list = []  # (offset, loop, future) of `durable()` callers
         self._wait_lock = threading.Lock()
         self._name = "db-" + getattr(getattr(db, "identity", None), "to_hex", lambda: "x")()[:8]
-        self._thread: threading.Thread | None = None
+        self._owner: threading.Thread | str | None = None  # the thread running jobs ("handoff": a spare's turn)
         committer = getattr(db, "committer", None)
         if committer is not None:
             committer.add_listener(self._on_durable)
@@ -97,59 +108,138 @@ class DatabaseExecutor:
     # ------------------------------------------------------------------ the thread
 
     def _kick(self) -> None:
-        """(holding _cv, a job was queued) wake the thread, or start one."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-            self._thread.start()
+        """(holding _cv, a job was queued) wake the executor thread, or give the role to a spare, or start one."""
+        if self._owner is None:
+            if self._spares:
+                self._spares -= 1
+                self._handoffs += 1
+                self._owner = "handoff"
+                self._spare_cv.notify()
+            else:
+                t = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._owner = t
+                self._threads.add(t)
+                t.start()
         elif len(self._q) == 1:
             self._cv.notify()
 
     def _run(self) -> None:
+        me = threading.current_thread()
+        try:
+            while self._serve(me) and self._park(me):
+                pass
+        finally:
+            with self._cv:
+                self._threads.discard(me)
+
+    def _serve(self, me: threading.Thread) -> bool:
+        """Run batches while this thread holds the executor role.  False: the role ended (idle or stopped);
+        True: the role was given up for an inline fsync and someone else took it (this thread may park)."""
         while True:
             with self._cv:
                 if not self._q and not self._stopped:
                     self._cv.wait(IDLE_EXIT_S)
                 if not self._q:  # idle (or stopped): end; the next submit starts a new thread
-                    self._thread = None
-                    return
+                    self._owner = None
+                    return False
                 n = min(len(self._q), BATCH_MAX)
                 jobs = [self._q.popleft() for _ in range(n)]
+                lone = not self._q  # nothing else waits: this batch may fsync its own commits (see below)
             wake: set = set()
             _local.wake = wake
-            flushed = time.perf_counter()
-            try:
-                for fn, args, fut in jobs:
-                    try:
-                        res = fn(*args)
-                        exc = None
-                    except BaseException as e:  # noqa: BLE001 - delivered to the caller or logged
-                        res, exc = None, e
-                    if fut is not None:
-                        _resolve(fut, res, exc)
-                    elif exc is not None:
-                        log.error("database work failed", exc_info=exc)
-                    if wake and time.perf_counter() - flushed > FLUSH_AFTER_S:  # a slow job: don't hold results
-                        wake_later(wake)
-                        wake.clear()
-                        flushed = time.perf_counter()
-            finally:
-                _local.wake = None
-            self.jobs_run += len(jobs)
-            self.batches += 1
+            with deferred_notify() if lone else _NO_DEFER as pending:
+                try:
+                    self._run_jobs(jobs, wake, pending)
+                finally:
+                    _local.wake = None
+                self.jobs_run += len(jobs)
+                self.batches += 1
+                if pending and not self._sync_lone(me, wake, pending):
+                    return True
             if wake:
                 wake_later(wake)
+
+    def _run_jobs(self, jobs: list, wake: set, pending: set | None) -> None:
+        flushed = time.perf_counter()
+        for fn, args, fut in jobs:
+            try:
+                res = fn(*args)
+                exc = None
+            except BaseException as e:  # noqa: BLE001 - delivered to the caller or logged
+                res, exc = None, e
+            if fut is not None:
+                _resolve(fut, res, exc)
+            elif exc is not None:
+                log.error("database work failed", exc_info=exc)
+            if time.perf_counter() - flushed > FLUSH_AFTER_S:  # a slow job: don't hold results or the fsync
+                if pending:
+                    flush_deferred(pending)
+                if wake:
+                    wake_later(wake)
+                    wake.clear()
+                flushed = time.perf_counter()
+
+    def _sync_lone(self, me: threading.Thread, wake: set, pending: set) -> bool:
+        """After a lone batch that committed: if still nothing is queued, fsync here (``sync_inline``) before
+        waking the loop, so a single call's result goes event loop -> this thread -> event loop, without the
+        hand-offs to and from the durability thread.  Under load (more work queued, or the durability thread
+        busy) the durability thread fsyncs as usual (``deferred_notify``'s exit wakes it).
+
+        The executor role is given up during the fsync, so work submitted meanwhile runs at once on another
+        thread (a parked spare, else a new one) instead of waiting for the disk: a slow or stuck fsync holds
+        only the confirmed results it covers, never the database.  Returns False when the role was taken by
+        then (this thread then parks as a spare)."""
+        committers = [c for c in pending if not c.busy]
+        with self._cv:
+            if self._q or not committers or self._stopped:
+                return True
+            self._owner = None
+        early = [c for c in wake if getattr(c, "_db", 0) is None]  # unconfirmed readers need no fsync
+        if early:
+            wake.difference_update(early)
+            wake_later(early)
+        for c in committers:
+            if c.sync_inline():
+                pending.discard(c)
+                self.inline_fsyncs += 1
+        with self._cv:  # take the role back before the results go out (the client's next call needs it)
+            kept = self._owner is None
+            if kept:
+                self._owner = me
+        if not kept:
+            for c in committers:  # work arrived during the fsync: load (the next fsync batches)
+                c.note_load()
+        if wake:
+            wake_later(wake)
+            wake.clear()
+        return kept
+
+    def _park(self, me: threading.Thread) -> bool:
+        """Wait as a spare until handed the executor role (True) or idle/stopped (False: the thread ends)."""
+        with self._cv:
+            self._spares += 1
+            while True:
+                if self._handoffs:
+                    self._handoffs -= 1
+                    self._owner = me
+                    return True
+                if self._stopped or not self._spare_cv.wait(IDLE_EXIT_S) and not self._handoffs:
+                    self._spares -= 1
+                    return False
 
     def stop(self) -> None:
         """Run what is queued, then end the thread (idempotent)."""
         with self._cv:
             self._stopped = True
             self._cv.notify()
+            self._spare_cv.notify_all()
+            threads = list(self._threads)
         committer = getattr(self.db, "committer", None)
         if committer is not None:
             committer.remove_listener(self._on_durable)
-        t = self._thread
-        if t is not None and threading.current_thread() is not t:
-            t.join(timeout=30)
+        for t in threads:
+            if threading.current_thread() is not t:
+                t.join(timeout=30)
 
     # ------------------------------------------------------------------ durability waits
 
@@ -193,6 +283,19 @@ class DatabaseExecutor:
                 lp.call_soon_threadsafe(_set_true, f)
             except RuntimeError:  # loop closed
                 pass
+
+
+class _NoDefer:
+    """Stands in for ``deferred_notify()`` when a batch is not lone: appends notify the durability thread."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_DEFER = _NoDefer()
 
 
 def _set_true(fut: asyncio.Future) -> None:

@@ -174,6 +174,8 @@ class Connection:
         self._room = asyncio.Event()
         self.fatal: str | None = None  # a FatalClientError on the executor: the writer closes with 1011
         self._wake = asyncio.Event()
+        self._ws: web.WebSocketResponse | None = None  # set by the writer
+        self._writer_idle = False  # the writer task waits for a wake-up (nothing of ours is being sent)
         self._scheduled = False
         self._lock = threading.Lock()
         self.overflowed = False
@@ -241,10 +243,31 @@ class Connection:
         return self.inflight < LIMITS.ws_inflight_messages and self.inflight_bytes < LIMITS.ws_inflight_bytes
 
     def wake(self) -> None:
-        """(event loop) Something to send, room to read more, or durability advanced."""
-        self._wake.set()
+        """(event loop) Something to send, room to read more, or durability advanced.
+
+        When the writer task is idle and the socket has no backlog, what is sendable goes out right here (one
+        transport write) instead of waking the writer for it: one loop step less per result."""
+        if not (self._writer_idle and self.fatal is None and not self.overflowed and self._send_now()):
+            self._wake.set()
         if self._has_room():
             self._room.set()
+
+    def _send_now(self) -> bool:
+        """(event loop, writer idle) Write what ``_take`` gives as WebSocket frames; False to leave it to the
+        writer (closing, or a backlog: then the writer's flow control applies)."""
+        t, ws = self.transport, self._ws
+        if t is None or ws is None or ws.closed or t.is_closing() or t.get_write_buffer_size() > WRITE_BACKLOG_BYTES:
+            return False
+        bodies = self._take()
+        if bodies:
+            parts: list[bytes] = []
+            for body in bodies:
+                data = compress_body(body, self.compression)
+                parts.append(_binary_frame_header(len(data)))
+                parts.append(data)
+            t.write(b"".join(parts))
+            self._sent(sum(map(len, bodies)))
+        return True
 
     def job_started(self, size: int) -> bool:
         """(event loop) Count one more message in flight; False when the reader must wait for room first."""
@@ -339,8 +362,14 @@ class Connection:
         return bodies[-1:]
 
     async def writer(self, ws: web.WebSocketResponse) -> None:
+        self._ws = ws
         while True:
-            await self._wake.wait()
+            if not self._wake.is_set():
+                self._writer_idle = True
+                try:
+                    await self._wake.wait()
+                finally:
+                    self._writer_idle = False
             self._wake.clear()
             bodies = self._take()
             if len(bodies) > 1:
