@@ -75,8 +75,10 @@ def test_confirmed_clients_see_a_transaction_only_after_its_fsync(wasm, tmp_path
         r = await fast.recv()  # confirmed=false: answered from the written (not yet durable) state
         assert isinstance(r, ReducerResult) and r.request_id == 2 and r.result.tag == "Ok"
         # The lone call's fsync runs on the database's executor thread, which gave up its role while waiting
-        # for the disk: the unconfirmed call above ran meanwhile on another thread.
-        assert held_on[0].startswith("db-"), held_on
+        # for the disk: the unconfirmed call above ran meanwhile on another thread.  (On a loaded machine a
+        # slow reducer makes the batch flush to the durability thread instead, which must hold nothing either;
+        # tests/test_host_durability.py covers the inline path deterministically.)
+        assert held_on and held_on[0].startswith(("db-", "durability-")), held_on
         gate.set()
         r = await confirmed.recv()
         assert isinstance(r, ReducerResult) and r.request_id == 1 and r.result.tag == "Ok"
