@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import time
+from http import HTTPStatus
 from typing import Any
 
 import sha3  # safe-pysha3: Keccak-256 (not hashlib's SHA3-256, whose padding differs)
@@ -62,7 +63,13 @@ def json_response(obj: Any, status: int = 200, headers: dict | None = None) -> w
 
 
 def text_response(text: str, status: int, headers: dict | None = None) -> web.Response:
-    return web.Response(text=text, status=status, headers=headers)
+    # A status without a standard reason phrase (530, a failed reducer) goes out as `530 <none>`, the way the
+    # real server's HTTP stack writes it; clients (the real CLI) print that line.
+    reason = None if status in _STANDARD_STATUSES else "<none>"
+    return web.Response(text=text, status=status, headers=headers, reason=reason)
+
+
+_STANDARD_STATUSES = frozenset(s.value for s in HTTPStatus)
 
 
 def _registry(request: web.Request) -> Registry:
