@@ -30,3 +30,24 @@ def test_each_identity_gets_its_own_rows(spacetime_db):
         a.close()
         b.until(lambda: b.db.disconnected.count() == 1, timeout=10)
         assert [r.identity for r in b.db.disconnected] == [a.identity]
+
+
+def test_an_http_call_connects_even_when_it_is_refused(spacetime_db):
+    """As on the real server (its `/call` runs inside `with_connection`): a call naming a lifecycle reducer, or
+    nothing at all, still opens and closes the caller's connection, so client_connected and
+    client_disconnected run before the error is answered."""
+    from client_sdk.http import HttpError
+
+    def disconnects() -> int:
+        return spacetime_db.sql("SELECT COUNT(*) AS n FROM disconnected")[0]["n"]
+
+    before = disconnects()
+    with pytest.raises(HttpError) as e:
+        spacetime_db.call("identity_connected")
+    assert (e.value.status, e.value.text) == (400, "can't directly call special OnConnect lifecycle reducer")
+    assert disconnects() == before + 1
+    _, token = spacetime_db.new_identity()  # a row per identity: the table is a set
+    with pytest.raises(HttpError) as e:
+        spacetime_db.call("no_such_function", token=token)
+    assert (e.value.status, e.value.text) == (404, "No such procedure")
+    assert disconnects() == before + 2

@@ -97,3 +97,21 @@ def test_scheduled_procedure_in_the_host_fires_at_its_time_and_repeats(spacetime
         assert len(db.rows("scheduled_proc_table")) == 1
     finally:
         db.close()
+
+
+def test_http_call_of_a_procedure_logs_the_reducer_miss_as_upstream(spacetime_db):
+    """The real server's `/call` tries a reducer of that name first and logs the miss at error level under the
+    procedure's name, then runs the procedure; bad arguments add its invalid-arguments line."""
+    from client_sdk.http import HttpError
+
+    nonexistent = ('External attempt to call nonexistent reducer "return_primitive" failed. Have you run '
+                   "`spacetime generate` recently?")
+    assert spacetime_db.call("return_primitive", 1, 2) == 3
+    assert {"level": "Error", "function": "return_primitive", "message": nonexistent}.items() <= \
+        spacetime_db.logs()[-1].items()
+    with pytest.raises(HttpError) as e:
+        spacetime_db.call("return_primitive", "x", 2)
+    assert e.value.status == 400
+    assert spacetime_db.log_messages()[-2:] == [
+        nonexistent, 'External attempt to call procedure "return_primitive" failed, invalid arguments.\n'
+                     "This is likely due to a mismatched client schema, have you run `spacetime generate` recently?"]

@@ -398,6 +398,16 @@ def test_call(server, owner, people):
         api.logs("people")[-1].items()
     status, _, body = post("boom", b"[]")
     assert status == 530 and b"kaboom" in body
+    # 530 has no standard reason phrase: the status line reads `530 <none>` as the real server's (the real CLI
+    # prints it: "HTTP status server error (530 <none>)"); standard statuses keep theirs
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    for args, line in ((b'["", 1]', (530, "<none>")), (b'["Eve", 1]', (200, "OK"))):
+        conn.request("POST", "/v1/database/people/call/add", args,
+                     {"Content-Type": "application/json", "Authorization": f"Bearer {api.token}"})
+        resp = conn.getresponse()
+        resp.read()
+        assert (resp.status, resp.reason) == line
+    conn.close()
     assert post("nope", b"[]")[:3:2] == (404, b"No such procedure")
     # Clients call by canonical name, as on a real server: `touch2` is published as `touch_2`.
     assert post("touch_2", b"[]")[0] == 200

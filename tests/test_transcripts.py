@@ -62,3 +62,25 @@ def test_codegen_reads_the_real_servers_schema(module, wasms):
     [v10] = [s["body"] for s in recorded["steps"] if s["step"] == "schema v10"]
     real, ours = generate_python(module_def_from_schema_json(v10)), generate_python(module_def_from_wasm(wasms[module]))
     assert real == ours
+
+
+def test_row_level_security_order_is_not_compared():
+    """Upstream keeps row-level security in a hash map: two captures from the same real server list the filters
+    (schema v9 and v10, and the `Creating row level security` log lines) in different orders. Only the order is
+    ignored; a different filter is still a difference."""
+    a, b = "SELECT * FROM one_u_8", "SELECT * FROM users WHERE identity = :sender"
+
+    def steps(first: str, second: str) -> list[dict]:
+        log = [{"message": "Creating table `t`"}, {"message": f"Creating row level security `{first}`"},
+               {"message": f"Creating row level security `{second}`"}, {"message": "Database initialized"}]
+        return [{"step": "schema v9", "body": {"row_level_security": [{"sql": first}, {"sql": second}]}},
+                {"step": "schema v10", "body": {"sections": [{"RowLevelSecurity": [{"sql": first}, {"sql": second}]}]}},
+                {"step": "logs", "body_lines": log}]
+
+    assert compare("m", steps(a, b), steps(b, a)) == ([], set())
+    problems, _ = compare("m", steps(a, b), steps(b, "SELECT * FROM other"))
+    assert [p.split(" differs")[0] for p in problems] == ["step 'schema v9'", "step 'schema v10'", "step 'logs'"]
+    # a log line that is not a row-level-security line keeps its place
+    swapped = steps(a, b)
+    swapped[2]["body_lines"][0], swapped[2]["body_lines"][3] = swapped[2]["body_lines"][3], swapped[2]["body_lines"][0]
+    assert compare("m", steps(a, b), swapped)[0]

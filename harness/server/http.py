@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import time
+from http import HTTPStatus
 from typing import Any
 
 import sha3  # safe-pysha3: Keccak-256 (not hashlib's SHA3-256, whose padding differs)
@@ -62,7 +63,13 @@ def json_response(obj: Any, status: int = 200, headers: dict | None = None) -> w
 
 
 def text_response(text: str, status: int, headers: dict | None = None) -> web.Response:
-    return web.Response(text=text, status=status, headers=headers)
+    # A status without a standard reason phrase (530, a failed reducer) goes out as `530 <none>`, the way the
+    # real server's HTTP stack writes it; clients (the real CLI) print that line.
+    reason = None if status in _STANDARD_STATUSES else "<none>"
+    return web.Response(text=text, status=status, headers=headers, reason=reason)
+
+
+_STANDARD_STATUSES = frozenset(s.value for s in HTTPStatus)
 
 
 def _registry(request: web.Request) -> Registry:
@@ -358,25 +365,26 @@ async def call(request: web.Request) -> web.Response:
     caller, jwt_payload = claims.identity, payload_text(claims.token)
     mdef = db.mdef
     rdef = mdef.client_reducer(fn)
+    if rdef is not None and not rdef.lifecycle and not rdef.client_callable and caller != entry.owner:
+        rdef = None  # upstream: a private reducer is "no such reducer" to anyone but the owner
     if rdef is None:
         proc = next((p for p in mdef.procedures if p.name == fn), None)
-        if proc is None:
-            for kind in ("reducer", "procedure"):  # upstream tries both, and logs both
-                db.log_system(f'External attempt to call nonexistent {kind} "{fn}" failed. Have you run '
-                              "`spacetime generate` recently?", fn)
-            return text_response("No such procedure", 404)
-        return await _call_procedure(request, db, proc, body, caller, jwt_payload)
+        if proc is not None:
+            return await _call_procedure(request, db, proc, body, caller, jwt_payload)
+        # upstream tries a reducer, then a procedure, and logs both misses
+        return await _refuse_in_connection(db, caller, jwt_payload, "No such procedure", 404, fn, [
+            _NO_REDUCER_LOG.format(fn), _NO_REDUCER_LOG.replace("reducer", "procedure", 1).format(fn)])
     if rdef.lifecycle:
-        return text_response(f"can't directly call special {LIFECYCLE_NAMES[rdef.lifecycle]} lifecycle reducer",
-                             400)
-    if not rdef.client_callable and caller != entry.owner:
-        return text_response("No such reducer", 404)
+        return await _refuse_in_connection(
+            db, caller, jwt_payload, f"can't directly call special {LIFECYCLE_NAMES[rdef.lifecycle]} lifecycle reducer",
+            400, fn, [])
     try:
         args = _decode_args(body, rdef.params, mdef.typespace)
     except (ValueError, SatsJsonError) as e:
-        db.log_system(_BAD_ARGS_LOG.format(rdef.name), rdef.name)
         why = describe_bad_args(body.decode("utf-8", "replace"), rdef.params, rdef.name, mdef.typespace)
-        return text_response(f"invalid arguments for reducer {rdef.name}: {why or e}", 400)
+        return await _refuse_in_connection(db, caller, jwt_payload,
+                                           f"invalid arguments for reducer {rdef.name}: {why or e}", 400, rdef.name,
+                                           [_BAD_ARGS_LOG.format(rdef.name)])
 
     def run():
         conn = ConnectionId.from_bytes(os.urandom(16))
@@ -397,8 +405,35 @@ async def call(request: web.Request) -> web.Response:
     return text_response(out.error or "the reducer failed", 530, headers)
 
 
+_NO_REDUCER_LOG = ('External attempt to call nonexistent reducer "{}" failed. Have you run `spacetime generate` '
+                   "recently?")
 _BAD_ARGS_LOG = ('External attempt to call reducer "{}" failed, invalid arguments.\n'
                  "This is likely due to a mismatched client schema, have you run `spacetime generate` recently?")
+
+
+async def _refuse_in_connection(db, caller: Identity, jwt_payload: str | None, text: str, status: int,
+                                fn: str, log_lines: list[str]) -> web.Response:
+    """Answer a `/call` that names no callable function, a lifecycle reducer or bad arguments as upstream does:
+    its `call` route runs inside `with_connection`, so the caller's connection is opened first (the module's
+    client_connected runs, and may refuse with 403), the miss is logged, and the connection is closed
+    (client_disconnected runs) before the error is answered."""
+
+    def run():
+        conn = ConnectionId.from_bytes(os.urandom(16))
+        out = db.client_connected(caller, conn, jwt_payload=jwt_payload)
+        if not out.committed:
+            return out
+        try:
+            for line in log_lines:
+                db.log_system(line, fn)
+        finally:
+            db.client_disconnected(caller, conn)
+        return None
+
+    refused = await _on_database(db, run)
+    if refused is not None:
+        return text_response(refused.error or "the module refused the connection", 403)
+    return text_response(text, status)
 
 
 def _decode_args(body: bytes, params, typespace) -> bytes:
@@ -440,7 +475,9 @@ async def _call_procedure(request, db, proc, body: bytes, caller: Identity,
     try:
         args = _decode_args(body, proc.params, db.mdef.typespace)
     except (ValueError, SatsJsonError) as e:
-        return text_response(f"invalid arguments for function {proc.name}: {e}", 400)
+        return await _refuse_in_connection(
+            db, caller, jwt_payload, f"invalid arguments for function {proc.name}: {e}", 400, proc.name,
+            [_NO_REDUCER_LOG.format(proc.name), _BAD_ARGS_LOG.replace("reducer", "procedure", 1).format(proc.name)])
     t0 = time.perf_counter()
 
     def run():
@@ -448,6 +485,8 @@ async def _call_procedure(request, db, proc, body: bytes, caller: Identity,
         out = db.client_connected(caller, conn, jwt_payload=jwt_payload)
         if not out.committed:
             return "rejected", out
+        # upstream's `/call` tries a reducer of that name first, and logs the miss, before the procedure
+        db.log_system(_NO_REDUCER_LOG.format(proc.name), proc.name)
         try:
             out = call_procedure(proc.name, args, sender=caller, connection_id=conn)
         finally:

@@ -77,8 +77,8 @@ def _sorted(items: list) -> list:
 
 def _unordered_v10(body: Any) -> Any:
     """A `/schema?version=10` body with upstream's hash-map ordered lists sorted: the `Tables`, `Types` and
-    `Schedules` sections, each table's indexes, constraints and sequences, and the tables' `ExplicitNames`
-    entries (upstream re-exports them from hash maps)."""
+    `Schedules` and `RowLevelSecurity` sections, each table's indexes, constraints and sequences, and the
+    tables' `ExplicitNames` entries (upstream re-exports them from hash maps)."""
     if not (isinstance(body, dict) and isinstance(body.get("sections"), list)):
         return body
     sections = []
@@ -87,7 +87,7 @@ def _unordered_v10(body: Any) -> Any:
         if key == "Tables":
             items = _sorted([{k: (_sorted(v) if k in ("indexes", "constraints", "sequences") else v)
                               for k, v in t.items()} for t in items])
-        elif key in ("Types", "Schedules"):  # Schedules: collected in the tables' order
+        elif key in ("Types", "Schedules", "RowLevelSecurity"):  # Schedules: collected in the tables' order
             items = _sorted(items)
         elif key == "ExplicitNames":  # its table entries come in the tables' order
             entries = items["entries"]
@@ -97,10 +97,35 @@ def _unordered_v10(body: Any) -> Any:
     return {**body, "sections": sections}
 
 
+_RLS_LOG = "Creating row level security "
+
+
+def _unordered_rls_logs(lines: list) -> list:
+    """Module log lines with each run of ``Creating row level security `SQL` `` lines sorted: upstream logs them
+    while iterating the module def's row-level-security hash map, so their order differs from run to run."""
+    out: list = []
+    run: list = []
+    for line in lines + [None]:
+        if isinstance(line, dict) and str(line.get("message", "")).startswith(_RLS_LOG):
+            run.append(line)
+            continue
+        out += _sorted(run)
+        run = []
+        if line is not None:
+            out.append(line)
+    return out
+
+
 def _strip(step: dict) -> dict:
     step = {k: v for k, v in step.items() if k != "raw_frames_hex"}
+    body = step.get("body")
     if step.get("step") == "schema v10" and "body" in step:
-        step["body"] = _unordered_v10(step["body"])
+        step["body"] = _unordered_v10(body)
+    elif step.get("step") == "schema v9" and isinstance(body, dict) and "row_level_security" in body:
+        # upstream's RawModuleDefV9 export lists row-level security from a hash map too
+        step["body"] = {**body, "row_level_security": _sorted(body["row_level_security"])}
+    if isinstance(step.get("body_lines"), list):
+        step["body_lines"] = _unordered_rls_logs(step["body_lines"])
     return _unordered_rows(step)
 
 
