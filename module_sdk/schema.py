@@ -338,11 +338,45 @@ def _function(kind, fn, opts, check):
                              'are not supported')
     if code.co_argcount < 1:
         raise ModuleDefError(f'{kind} {fdef.name} ({fdef.where}) must take the context as its first parameter')
+    first = code.co_varnames[0]
+    ann = fn.__annotations__.get(first)
+    if ann is not None and _is_data_annotation(ann, fn):
+        ctx = _CONTEXTS[kind]
+        raise ModuleDefError(f'{kind} {fdef.name} ({fdef.where}): the first parameter is the context, but '
+                             f'{first!r} is annotated {_ann_text(ann)}; write def {fdef.name}(ctx: {ctx}, '
+                             f'{first}: ...)')
     if check is not None:
         check(fdef, code)
     current().add_function(fdef)
     _FDEFS[fn] = fdef
     return fn
+
+
+_CONTEXTS = {'reducer': 'ReducerContext', 'procedure': 'ProcedureContext', 'view': 'ViewContext',
+             'http_handler': 'HandlerContext'}
+
+
+def _ann_text(ann):
+    return ann if isinstance(ann, str) else getattr(ann, '__qualname__', None) or repr(ann)
+
+
+def _is_data_annotation(ann, fn):
+    """True when `ann` is a column/argument type (str, u32, a row class...): the context parameter was left out,
+    as in `def add(name: str)`.  Anything else (a context class, a name we cannot resolve yet) passes."""
+    if isinstance(ann, str):
+        if 'Context' in ann:
+            return False
+        try:
+            ann = eval(ann, fn.__globals__)  # noqa: S307 - the module's own annotation
+        except Exception:  # noqa: BLE001 - a forward reference: not ours to judge here
+            return False
+    if isinstance(ann, type) and ann.__name__.endswith('Context'):
+        return False
+    try:
+        type_of(ann, fn.__globals__)
+    except Exception:  # noqa: BLE001 - not a SATS type: whatever it is, it is not a forgotten context
+        return False
+    return True
 
 
 _FDEFS = {}  # decorated function -> its FunctionDef (one table, not a __dict__ on every function: ~100 B each)
