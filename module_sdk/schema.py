@@ -345,6 +345,11 @@ def _function(kind, fn, opts, check):
         raise ModuleDefError(f'{kind} {fdef.name} ({fdef.where}): the first parameter is the context, but '
                              f'{first!r} is annotated {_ann_text(ann)}; write def {fdef.name}(ctx: {ctx}, '
                              f'{first}: ...)')
+    ret = fn.__annotations__.get('return')
+    if kind == 'reducer' and ret is not None and ret is not type(None) and ret != 'None':
+        raise ModuleDefError(f'reducer {fdef.name} ({fdef.where}) is annotated -> {_ann_text(ret)}, but a reducer '
+                             'returns nothing: its caller only learns whether it committed. Write results to a '
+                             'table, or make it a @procedure to return a value; raise SenderError("...") to fail')
     if check is not None:
         check(fdef, code)
     current().add_function(fdef)

@@ -51,6 +51,18 @@ def test_scheduled_reducer_without_ctx_is_named_before_the_schedule_check(tmp_pa
     assert "reducer tick (mod.py:8): the first parameter is the context, but 'row' is annotated Timer" in msg
 
 
+def test_reducer_annotated_with_a_return_type_fails_the_build(tmp_path):
+    msg = build_error(tmp_path, """\
+        from module_sdk import ReducerContext, reducer, u64
+
+        @reducer
+        def bump(ctx: ReducerContext) -> u64:
+            return 1
+        """)
+    assert "reducer bump (mod.py:3) is annotated -> u64, but a reducer returns nothing" in msg
+    assert "@procedure" in msg
+
+
 def test_context_annotations_and_none_returns_still_build(tmp_path):
     src = tmp_path / "ok.py"
     src.write_text(textwrap.dedent("""\
