@@ -82,3 +82,52 @@ def test_context_annotations_and_none_returns_still_build(tmp_path):
             return 1
         """))
     assert build(src, tmp_path / "ok.wasm").output.exists()
+
+
+def run_calls(tmp: Path, text: str, *calls: tuple[str, list]) -> list:
+    """Build `text`, create a database in the in-process host and make each call; the outcomes."""
+    import os
+
+    from harness.host import Database
+    from spacetime_core.sats import Identity
+
+    src = tmp / "mod.py"
+    src.write_text(textwrap.dedent(text))
+    owner = Identity.from_bytes(os.urandom(32))
+    db = Database.create(build(src, tmp / "mod.wasm").output.read_bytes(), owner=owner)
+    return [db.call_reducer(name, args, sender=owner) for name, args in calls]
+
+
+def test_find_on_a_column_without_an_index_says_how_to_declare_one(tmp_path):
+    add, edit, typo, table = run_calls(tmp_path, """\
+        from module_sdk import ReducerContext, index, reducer, table, u32, u64
+
+        @table
+        class Note:
+            id: u64
+            text: str
+            size: u32 = index()
+
+        @reducer
+        def add(ctx: ReducerContext, id: u64) -> None:
+            ctx.db.note.insert(Note(id=id, text="", size=0))
+
+        @reducer
+        def edit(ctx: ReducerContext, id: u64) -> None:
+            ctx.db.note.id.find(id)
+
+        @reducer
+        def typo(ctx: ReducerContext) -> None:
+            ctx.db.note.sizes.filter(1)
+
+        @reducer
+        def table_typo(ctx: ReducerContext) -> None:
+            ctx.db.notes.count()
+        """, ("add", [1]), ("edit", [1]), ("typo", []), ("table_typo", []))
+    assert add.committed
+    assert edit.error == ("AttributeError: table note has no index 'id': column 'id' is not indexed (indexes: "
+                          "size). Declare it id: ... = primary_key() (or unique(), index()) to look rows up by it, "
+                          "or scan: [r for r in ctx.db.note if r.id == value]")
+    assert typo.error == ("AttributeError: table note has no attribute or index 'sizes' (indexes: size; columns: "
+                          "id, text, size)")
+    assert table.error.startswith("AttributeError: ctx.db has no table 'notes' (tables: note)")
