@@ -131,3 +131,24 @@ def test_find_on_a_column_without_an_index_says_how_to_declare_one(tmp_path):
     assert typo.error == ("AttributeError: table note has no attribute or index 'sizes' (indexes: size; columns: "
                           "id, text, size)")
     assert table.error.startswith("AttributeError: ctx.db has no table 'notes' (tables: note)")
+
+
+def test_run_prints_the_hosts_error_record_without_a_fake_file_and_line(tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    src = tmp_path / "boom.py"
+    src.write_text(textwrap.dedent("""\
+        from module_sdk import ReducerContext, reducer
+
+        @reducer
+        def boom(ctx: ReducerContext) -> None:
+            raise KeyError("gone")
+        """))
+    r = CliRunner().invoke(main, ["run", str(src), "--call", "boom"], catch_exceptions=False)
+    assert r.exit_code == 1
+    lines = r.output.splitlines()
+    assert "error boom.py:5 reducer boom failed" in lines            # the module's record, at the user's line
+    assert "error KeyError: 'gone'" in lines                          # the host's record, as `logs` shows it
+    assert "__spacetimedb__" not in r.output and ":None" not in r.output

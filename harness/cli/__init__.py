@@ -95,6 +95,7 @@ def run(path: Path, calls: tuple[str, ...], connect: bool) -> None:
 
     from harness.cli.server import did_you_mean, parse_cli_args, split_call
     from harness.host import Database
+    from harness.host.database import SYSTEM_LOG_NAME
     from module_sdk.build import BuildError
     from module_sdk.build import build as build_module
     from spacetime_core.sats import ConnectionId, Identity
@@ -154,8 +155,13 @@ def run(path: Path, calls: tuple[str, ...], connect: bool) -> None:
             table.add_row(*(escape(format_value(ct, v, mdef.typespace)) for (_, ct), v in zip(row_t.elements, row)))
         console.print(table)
     for rec in db.logs():
-        where = f"{rec.filename}:{rec.line}" if rec.filename else (rec.target or "")
-        console.print(f"[dim]{rec.level_name:5} {escape(where)}[/dim] {escape(rec.message)}")
+        if rec.filename == SYSTEM_LOG_NAME:  # the host's own record (a reducer's error), as `logs` shows it
+            where = ""
+        elif rec.filename:
+            where = rec.filename if rec.line is None else f"{rec.filename}:{rec.line}"
+        else:
+            where = rec.target or ""
+        console.print(f"[dim]{rec.level_name:5}{escape(' ' + where if where else '')}[/dim] {escape(rec.message)}")
     sys.exit(1 if failed else 0)
 
 
