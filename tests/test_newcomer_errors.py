@@ -10,6 +10,8 @@ import pytest
 
 from module_sdk.build import BuildError, build
 
+from .test_server_http import LiveServer
+
 pytestmark = pytest.mark.slow
 
 
@@ -152,3 +154,71 @@ def test_run_prints_the_hosts_error_record_without_a_fake_file_and_line(tmp_path
     assert "error boom.py:5 reducer boom failed" in lines            # the module's record, at the user's line
     assert "error KeyError: 'gone'" in lines                          # the host's record, as `logs` shows it
     assert "__spacetimedb__" not in r.output and ":None" not in r.output
+
+
+GAME = """\
+from module_sdk import ProcedureContext, ReducerContext, i32, procedure, reducer, sum_type, u32
+
+
+@sum_type
+class Kind:
+    Tool: str
+    Other: None
+
+
+@reducer
+def spawn(ctx: ReducerContext, x: i32, y: i32) -> None:
+    pass
+
+
+@reducer
+def tag(ctx: ReducerContext, kind: Kind) -> None:
+    pass
+
+
+@procedure
+def roll(ctx: ProcedureContext, sides: u32) -> u32:
+    return sides
+"""
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    s = LiveServer(tmp_path_factory.mktemp("newcomer-server")).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture()
+def cli(tmp_path, live, monkeypatch):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    monkeypatch.setenv("SPACETIME_PY_CONFIG", str(tmp_path / "cli.json"))
+    monkeypatch.setenv("SPACETIME_PY_SERVER", live.url)
+
+    def run(*args):
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    return run
+
+
+def test_call_with_wrong_arguments_names_the_parameter_and_the_signature(cli, tmp_path):
+    (tmp_path / "game.py").write_text(GAME)
+    assert cli("publish", "game", "-p", str(tmp_path / "game.py")).exit_code == 0
+    assert cli("call", "game", "spawn", "1", "2").exit_code == 0
+    cases = {
+        ("spawn", "1"): "error: invalid arguments for reducer spawn: spawn(x: I32, y: I32) takes 2 arguments, got 1",
+        ("spawn", "1", "2", "3"): "spawn(x: I32, y: I32) takes 2 arguments, got 3",
+        ("spawn", "a", "1"): "error: invalid arguments for reducer spawn: argument 'x' of spawn(x: I32, y: I32): "
+                             "expected an integer, got 'a'",
+        ("spawn", "1", "99999999999"): "argument 'y' of spawn(x: I32, y: I32): 99999999999 is out of range for I32",
+        ("tag", '{"tol": "x"}'): "argument 'kind' of tag(kind: Kind): unknown variant 'tol' (expected one of tool, "
+                                 "other)",
+        ("roll",): "error: invalid arguments for procedure roll: roll(sides: U32) takes 1 argument, got 0",
+    }
+    for args, expected in cases.items():
+        r = cli("call", "game", *args)
+        assert r.exit_code == 1 and expected in r.output, (args, r.output)
+        assert "Traceback" not in r.output and "line 1 column" not in r.output, r.output

@@ -87,10 +87,16 @@ def _http_call(fn, *args, **kw):
 
     try:
         return fn(*args, **kw)
-    except HttpError as e:
+    except (HttpError, OSError) as e:
+        _http_fail(e)
+
+
+def _http_fail(e: Exception) -> None:
+    from client_sdk.http import HttpError
+
+    if isinstance(e, HttpError):
         _fail(f"{e.status}: {e.text.strip() or 'request failed'}")
-    except OSError as e:
-        _fail(f"cannot reach the server: {e}")
+    _fail(f"cannot reach the server: {e}")
 
 
 # ------------------------------------------------------------------------------------------- start
@@ -306,6 +312,42 @@ def _wrap_special(value, param_type: dict | None):
     return value
 
 
+def _type_names(sec: dict) -> dict[int, str]:
+    """Typespace ref -> the type's source name (`Mode`), from a schema's Types section."""
+    names = {}
+    for td in sec.get("Types") or []:
+        sname = td.get("source_name") or td.get("name") or {}
+        if isinstance(sname, dict):
+            sname = sname.get("source_name") or sname.get("name")
+        if isinstance(sname, str):
+            names[td.get("ty")] = sname
+    return names
+
+
+def _invalid_arguments(schema: dict, function: str, words: list[str], server_text: str) -> str:
+    """What was wrong with the arguments of a call the server refused, with the function's signature: the same
+    check `run --call` makes (argument count, then each argument against its parameter's type), as upstream's
+    CLI adds the signature to the server's `invalid arguments` answer."""
+    from spacetime_core.sats.satn import format_type
+    from spacetime_core.sats.satsjson import type_from_json, typespace_from_json
+
+    sec = _sections(schema)
+    fn = _functions(schema)[function]
+    kind = "procedure" if fn in (sec.get("Procedures") or []) else "reducer"
+    try:
+        typespace = typespace_from_json(sec["Typespace"])
+        params = type_from_json({"Product": fn["params"]})
+        names = _type_names(sec)
+    except (KeyError, TypeError, ValueError):
+        return f"400: {server_text}"
+    try:
+        parse_cli_args(params, words, typespace, function, names)
+    except ValueError as e:
+        return f"invalid arguments for {kind} {function}: {e}"
+    sig = ", ".join(f"{n}: {format_type(t, names=names)}" for n, t in params.elements)
+    return f"invalid arguments for {kind} {function}({sig}): the server answered: {server_text}"
+
+
 @click.command()
 @click.argument("database")
 @click.argument("function")
@@ -326,7 +368,15 @@ def call(database: str, function: str, args: tuple[str, ...], server: str | None
         _fail(did_you_mean(function, names) + f" (database {database})")
     types = [p["algebraic_type"] for p in params] if params is not None and len(params) == len(args) else None
     values = [_cli_arg(a, types[i] if types else None) for i, a in enumerate(args)]
-    result = _http_call(api.call, database, function, values)
+    from client_sdk.http import HttpError
+
+    try:
+        result = api.call(database, function, values)
+    except (HttpError, OSError) as e:
+        if isinstance(e, HttpError) and e.status == 400 and e.text.lstrip().startswith("invalid arguments") \
+                and params is not None:
+            _fail(_invalid_arguments(schema, function, list(args), e.text.strip()))
+        _http_fail(e)
     if result is not None:
         click.echo(json.dumps(result))
 
@@ -458,13 +508,7 @@ def describe(database: str, kind: str | None, name: str | None, as_json: bool, s
         return
     sec = _sections(schema)
     types = (sec.get("Typespace") or {}).get("types", [])
-    names = {}
-    for td in sec.get("Types") or []:
-        sname = td.get("source_name") or td.get("name") or {}
-        if isinstance(sname, dict):
-            sname = sname.get("source_name") or sname.get("name")
-        if isinstance(sname, str):
-            names[td.get("ty")] = sname
+    names = _type_names(sec)
     tables = sec.get("Tables") or []
     reducers = sec.get("Reducers") or []
     lifecycle = {x["function_name"]: next(iter(x["lifecycle_spec"])) for x in sec.get("LifeCycleReducers") or []}
