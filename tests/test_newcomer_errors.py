@@ -222,3 +222,26 @@ def test_call_with_wrong_arguments_names_the_parameter_and_the_signature(cli, tm
         r = cli("call", "game", *args)
         assert r.exit_code == 1 and expected in r.output, (args, r.output)
         assert "Traceback" not in r.output and "line 1 column" not in r.output, r.output
+
+
+def test_a_token_saved_for_a_server_that_restarted_with_a_new_key_is_replaced(cli, live, tmp_path):
+    import json
+
+    from client_sdk.http import SpacetimeHttp, normalize_server
+
+    other = LiveServer(tmp_path / "other").start()  # another data dir: another signing key
+    try:
+        _, foreign = SpacetimeHttp(other.url).create_identity()
+    finally:
+        other.stop()
+    url = normalize_server(live.url)
+    cfg = tmp_path / "cli.json"
+    cfg.write_text(json.dumps({"tokens": {url: foreign}}))
+    (tmp_path / "game.py").write_text(GAME)
+    r = cli("publish", "renewed", "-p", str(tmp_path / "game.py"))
+    assert r.exit_code == 0, r.output
+    assert f"note: {url} does not accept the token saved for it" in r.output
+    saved = json.loads(cfg.read_text())["tokens"][url]
+    assert saved != foreign
+    r = cli("logs", "renewed")                       # the new identity owns the database it published
+    assert r.exit_code == 0 and "note:" not in r.output, r.output

@@ -61,25 +61,68 @@ def _server_option(f):
 
 
 def api_for(server: str | None, anonymous: bool = False):
-    """An HTTP client for the server, with the saved token (getting and saving one first if needed)."""
+    """An HTTP client for the server, with the saved token (getting and saving one first if needed).  A saved
+    token the server refuses (401: a server started with a new data dir has a new key) is replaced once."""
     from client_sdk.http import HttpError, SpacetimeHttp, normalize_server
 
     cfg = load_config()
     url = normalize_server(server or cfg.get("default_server") or DEFAULT_SERVER)
-    api = SpacetimeHttp(url)
     if anonymous:
-        return api
+        return SpacetimeHttp(url)
+    api = _cli_http()(url)
     tokens = cfg.setdefault("tokens", {})
-    token = tokens.get(url)
-    if token is None:
+
+    def new_token() -> tuple[str, str]:
         try:
-            _identity, token = api.create_identity()
+            identity, token = api.create_identity()
         except (HttpError, OSError) as e:
             _fail(f"cannot reach {url}: {e}")
         tokens[url] = token
         save_config(cfg)
+        return identity, token
+
+    def renew() -> str:
+        identity, token = new_token()
+        click.secho(f"note: {url} does not accept the token saved for it (a server started with a new data dir "
+                    f"has a new key); using a new identity {identity}", fg="yellow", err=True)
+        return token
+
+    token = tokens.get(url)
+    if token is None:
+        _identity, token = new_token()
+    else:
+        api.renew = renew
     api.token = token
     return api
+
+
+_CLI_HTTP = []
+
+
+def _cli_http():
+    """The CLI's HTTP client class (made on first use: this module imports only click when it loads)."""
+    if _CLI_HTTP:
+        return _CLI_HTTP[0]
+    from client_sdk.http import HttpError, SpacetimeHttp
+
+    class CliHttp(SpacetimeHttp):
+        """The CLI's client: a request the server refuses with 401 (the saved token is not valid there) gets a new
+        token from `renew` and is sent once more."""
+
+        renew = None
+
+        def request(self, method: str, path: str, **kw):
+            try:
+                return super().request(method, path, **kw)
+            except HttpError as e:
+                if e.status != 401 or self.renew is None or not kw.get("auth", True):
+                    raise
+                renew, self.renew = self.renew, None
+                self.token = renew()
+                return super().request(method, path, **kw)
+
+    _CLI_HTTP.append(CliHttp)
+    return CliHttp
 
 
 def _http_call(fn, *args, **kw):
