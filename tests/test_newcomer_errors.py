@@ -245,3 +245,48 @@ def test_a_token_saved_for_a_server_that_restarted_with_a_new_key_is_replaced(cl
     assert saved != foreign
     r = cli("logs", "renewed")                       # the new identity owns the database it published
     assert r.exit_code == 0 and "note:" not in r.output, r.output
+
+
+def test_dev_publishes_as_the_cli_identity_so_other_verbs_act_as_the_owner(tmp_path, monkeypatch):
+    """`spacetime-py dev` in one terminal, `spacetime-py logs` in another: the database is the CLI identity's, and
+    dev's fresh server (a new key) does not leave a stale token behind."""
+    import json
+    import threading
+    import time
+
+    from click.testing import CliRunner
+
+    from client_sdk.http import SpacetimeHttp
+    from harness.cli import main
+
+    from .test_server_http_cli import _free_port
+
+    cfg = tmp_path / "cli.json"
+    monkeypatch.setenv("SPACETIME_PY_CONFIG", str(cfg))
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    cfg.write_text(json.dumps({"tokens": {url: "stale.token.from-an-earlier-dev-run"}}))
+    (tmp_path / "game.py").write_text(GAME)
+    seen: dict = {}
+
+    def as_the_cli_user():
+        deadline = time.time() + 30
+        while time.time() < deadline and "logs" not in seen:
+            try:
+                token = json.loads(cfg.read_text())["tokens"][url]
+                api = SpacetimeHttp(url, token=token)
+                if api.ping() and api.resolve("devgame"):
+                    seen["logs"] = api.logs("devgame")   # owner only
+            except Exception as e:  # noqa: BLE001 - not up yet
+                seen["last"] = repr(e)
+                time.sleep(0.1)
+
+    t = threading.Thread(target=as_the_cli_user, daemon=True)
+    t.start()
+    r = CliRunner().invoke(main, ["dev", str(tmp_path / "game.py"), "devgame", "--listen-addr", f"127.0.0.1:{port}",
+                                  "--interval", "0.1", "--max-cycles", "30"], catch_exceptions=False)
+    t.join(5)
+    assert r.exit_code == 0 and "published devgame" in r.output, r.output
+    assert "logs" in seen, seen
+    assert any("Database initialized" in line.get("message", "") for line in seen["logs"])
+    assert "note:" not in r.output

@@ -60,9 +60,10 @@ def _server_option(f):
     return f
 
 
-def api_for(server: str | None, anonymous: bool = False):
-    """An HTTP client for the server, with the saved token (getting and saving one first if needed).  A saved
-    token the server refuses (401: a server started with a new data dir has a new key) is replaced once."""
+def api_for(server: str | None, anonymous: bool = False, fresh: bool = False):
+    """An HTTP client for the server, with the saved token (getting and saving one first if needed, or always with
+    `fresh`: a server just started on a new data dir).  A saved token the server refuses (401: a server started
+    with a new data dir has a new key) is replaced once."""
     from client_sdk.http import HttpError, SpacetimeHttp, normalize_server
 
     cfg = load_config()
@@ -87,7 +88,7 @@ def api_for(server: str | None, anonymous: bool = False):
                     f"has a new key); using a new identity {identity}", fg="yellow", err=True)
         return token
 
-    token = tokens.get(url)
+    token = None if fresh else tokens.get(url)
     if token is None:
         _identity, token = new_token()
     else:
@@ -634,7 +635,7 @@ def dev(path: Path, name: str | None, listen_addr: str, data_dir: Path | None, i
     import tempfile
     import threading
 
-    from client_sdk.http import HttpError, SpacetimeHttp
+    from client_sdk.http import HttpError
 
     host, port = _split_addr(listen_addr)
     tmp = None
@@ -649,8 +650,7 @@ def dev(path: Path, name: str | None, listen_addr: str, data_dir: Path | None, i
     server.start()
     if not ready.wait(30):
         _fail("the server did not start")
-    api = SpacetimeHttp(url)
-    _ident, api.token = api.create_identity()
+    api = api_for(url, fresh=tmp is not None)  # the CLI's identity: `spacetime-py logs/sql/call` act as the owner
     click.echo(f"dev server on {url}, database {name}, watching {path} (Ctrl-C to stop)")
 
     def deploy(first: bool) -> None:
