@@ -65,6 +65,37 @@ def test_reducer_annotated_with_a_return_type_fails_the_build(tmp_path):
     assert "@procedure" in msg
 
 
+def test_an_unsupported_column_type_names_the_field_and_what_to_use(tmp_path):
+    msg = build_error(tmp_path, """\
+        from module_sdk import primary_key, table, u64
+
+        @table
+        class Item:
+            id: u64 = primary_key()
+            tags: dict[str, int]
+        """)
+    assert 'mod.py", line 3' in msg
+    assert ("table item (mod.py:3): Item.tags: unsupported annotation dict[str, int]: SpacetimeDB has no map type; "
+            "use list[Entry] of a @product class Entry") in msg
+
+
+def test_unsupported_annotations_say_what_to_use_instead():
+    from spacetime_core.sats import product, type_of
+
+    with pytest.raises(TypeError, match=r"unsupported annotation tuple\[int, str\]: use a @product class"):
+        type_of(tuple[int, str])
+    with pytest.raises(TypeError, match=r"unsupported annotation set\[int\]: not a SATS type \(use a marker"):
+        type_of(set[int])
+
+    @product
+    class P:
+        a: int
+        b: dict
+
+    with pytest.raises(TypeError, match=r"<locals>\.P\.b: unsupported annotation dict: SpacetimeDB has no map type"):
+        P.__sats_type__  # noqa: B018 - computed on first access
+
+
 def test_context_annotations_and_none_returns_still_build(tmp_path):
     src = tmp_path / "ok.py"
     src.write_text(textwrap.dedent("""\
