@@ -321,3 +321,15 @@ def test_dev_publishes_as_the_cli_identity_so_other_verbs_act_as_the_owner(tmp_p
     assert "logs" in seen, seen
     assert any("Database initialized" in line.get("message", "") for line in seen["logs"])
     assert "note:" not in r.output
+
+
+def test_query_builder_typos_list_the_columns_and_tables():
+    from module_sdk.query import From
+
+    frm = From({"order": ("order", {"id": "id", "amount": "amount", "status": "status"})})
+    with pytest.raises(AttributeError) as e:
+        frm.order.where(lambda o: o.amout > 100)
+    assert str(e.value) == "table `order` has no column 'amout' (columns: id, amount, status)"
+    with pytest.raises(AttributeError) as e:
+        frm.orders  # noqa: B018
+    assert str(e.value) == "no table with the accessor 'orders' (tables: order)"
