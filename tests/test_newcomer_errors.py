@@ -333,3 +333,31 @@ def test_query_builder_typos_list_the_columns_and_tables():
     with pytest.raises(AttributeError) as e:
         frm.orders  # noqa: B018
     assert str(e.value) == "no table with the accessor 'orders' (tables: order)"
+
+
+def test_sync_client_typed_calls_block_and_a_procedure_called_as_a_reducer_says_so(cli, live, tmp_path):
+    from client_sdk.errors import ClientError
+    from client_sdk.sync import connect
+
+    (tmp_path / "game.py").write_text(GAME)
+    assert cli("publish", "syncgame", "-p", str(tmp_path / "game.py")).exit_code == 0
+    with connect(live.url, "syncgame", timeout=10) as bare:
+        with pytest.raises(ClientError, match=r"^cannot call reducer 'spawn': this connection has no module bindings"):
+            bare.call("spawn", 1, 2)
+    from client_sdk.codegen.schema_json import module_def_from_schema_json
+    from client_sdk.http import SpacetimeHttp
+
+    mdef = module_def_from_schema_json(SpacetimeHttp(live.url).schema("syncgame"))
+    with connect(live.url, "syncgame", timeout=10, configure=lambda b: b.with_module(mdef)) as conn:
+        with pytest.raises(ClientError) as e:
+            conn.call("roll", 6)
+        assert str(e.value) == "'roll' is a procedure, not a reducer: call it with call_procedure('roll', ...) " \
+                               "(conn.procedures.roll(...))"
+        with pytest.raises(ClientError, match=r"^no reducer 'spwn' in this module's bindings; did you mean 'spawn'"):
+            conn.call("spwn", 1, 2)
+        assert conn.call_procedure("roll", 6) == 6
+        assert conn.procedures.roll(7) == 7                 # blocks and returns the value, as call_procedure
+        event = conn.reducers.spawn(1, 2)                    # blocks until the reducer ran
+        assert event.status == "committed", event
+        with pytest.raises(AttributeError, match="'spawn' is a reducer, not a procedure"):
+            conn.procedures.spawn  # noqa: B018
