@@ -96,6 +96,14 @@ def test_unsupported_annotations_say_what_to_use_instead():
         P.__sats_type__  # noqa: B018 - computed on first access
 
 
+def test_a_stdlib_module_the_runtime_lacks_is_named_by_module_not_by_a_cache_path(tmp_path):
+    msg = build_error(tmp_path, "import module_sdk\nimport sqlite3\n")
+    assert 'mod.py", line 2' in msg and "    import sqlite3" in msg
+    assert ("hint: '_sqlite3' is a standard-library C module that the module runtime does not include; the "
+            "standard library's sqlite3/dbapi2.py imports it.") in msg
+    assert ".cache" not in msg and "stdlib-" not in msg
+
+
 def test_context_annotations_and_none_returns_still_build(tmp_path):
     src = tmp_path / "ok.py"
     src.write_text(textwrap.dedent("""\
