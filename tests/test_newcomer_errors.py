@@ -218,6 +218,11 @@ def tag(ctx: ReducerContext, kind: Kind) -> None:
 @procedure
 def roll(ctx: ProcedureContext, sides: u32) -> u32:
     return sides
+
+
+@reducer
+def level2(ctx: ReducerContext, n: u32) -> None:
+    print("level", n)
 """
 
 
@@ -369,3 +374,14 @@ def test_sync_client_typed_calls_block_and_a_procedure_called_as_a_reducer_says_
         assert event.status == "committed", event
         with pytest.raises(AttributeError, match="'spawn' is a reducer, not a procedure"):
             conn.procedures.spawn  # noqa: B018
+
+
+def test_call_by_the_python_name_of_a_function_the_server_renamed(cli, tmp_path):
+    (tmp_path / "game.py").write_text(GAME)
+    assert cli("publish", "renamed", "-p", str(tmp_path / "game.py")).exit_code == 0
+    r = cli("call", "renamed", "level2", "5")                # published as level_2 (upstream's snake_case)
+    assert r.exit_code == 0, r.output
+    assert "note: level2 is published as level_2 (the server's snake_case name; clients call it that)" in r.output
+    assert "level 5" in cli("logs", "renamed").output
+    r = cli("call", "renamed", "level2")
+    assert r.exit_code == 1 and "level_2(n: U32) takes 1 argument, got 0" in r.output

@@ -406,6 +406,13 @@ def call(database: str, function: str, args: tuple[str, ...], server: str | None
         schema = None
     params = _params(schema, function) if schema is not None else None
     if schema is not None and params is None:
+        published = [n for n, r in _functions(schema).items() if r.get("source_name") == function]
+        if len(published) == 1:  # the Python name of a function the server renamed (add2 -> add_2)
+            click.secho(f"note: {function} is published as {published[0]} (the server's snake_case name; "
+                        "clients call it that)", fg="yellow", err=True)
+            function = published[0]
+            params = _params(schema, function)
+    if schema is not None and params is None:
         sec = _sections(schema)
         lifecycle = {x.get("function_name") for x in sec.get("LifeCycleReducers") or []}
         names = [n for n, r in _functions(schema).items() if (r.get("source_name") or r.get("name")) not in lifecycle]
