@@ -965,6 +965,9 @@ def _no_args(args):
 
 
 def _unit_result(value):
+    if value is not None:  # returned by a procedure annotated -> None, or not at all: it would be dropped
+        raise TypeError('a procedure without a return annotation returns None; annotate it (e.g. -> u32) to '
+                        'return a value')
     return b''
 
 

@@ -18,6 +18,7 @@ from . import _abi
 from .indexes import _rows
 
 _U32 = struct.Struct('<I').pack
+_WRITES = ('insert', 'delete', 'delete_many', 'clear', 'update', 'insert_or_update')
 _ONE = _U32(1)
 
 
@@ -88,6 +89,8 @@ class TableReader:
     def __getattr__(self, name):  # only for a missing attribute: name the indexes, and say how to add one
         if name.startswith('_'):
             raise AttributeError(name)
+        if name in _WRITES:
+            raise AttributeError(f'table {self._name} is read-only here: a view reads tables and cannot {name}')
         indexes = ', '.join(sorted(k for k in self.__dict__ if not k.startswith('_'))) or 'none'
         columns = [n for n, _ in self._row_type.elements]
         if name in columns:

@@ -125,8 +125,8 @@ def test_context_annotations_and_none_returns_still_build(tmp_path):
     assert build(src, tmp_path / "ok.wasm").output.exists()
 
 
-def run_calls(tmp: Path, text: str, *calls: tuple[str, list]) -> list:
-    """Build `text`, create a database in the in-process host and make each call; the outcomes."""
+def host_db(tmp: Path, text: str):
+    """Build `text` and create a database of it in the in-process host; (db, owner)."""
     import os
 
     from harness.host import Database
@@ -135,7 +135,12 @@ def run_calls(tmp: Path, text: str, *calls: tuple[str, list]) -> list:
     src = tmp / "mod.py"
     src.write_text(textwrap.dedent(text))
     owner = Identity.from_bytes(os.urandom(32))
-    db = Database.create(build(src, tmp / "mod.wasm").output.read_bytes(), owner=owner)
+    return Database.create(build(src, tmp / "mod.wasm").output.read_bytes(), owner=owner), owner
+
+
+def run_calls(tmp: Path, text: str, *calls: tuple[str, list]) -> list:
+    """Build `text`, create a database in the in-process host and make each reducer call; the outcomes."""
+    db, owner = host_db(tmp, text)
     return [db.call_reducer(name, args, sender=owner) for name, args in calls]
 
 
@@ -172,6 +177,61 @@ def test_find_on_a_column_without_an_index_says_how_to_declare_one(tmp_path):
     assert typo.error == ("AttributeError: table note has no attribute or index 'sizes' (indexes: size; columns: "
                           "id, text, size)")
     assert table.error.startswith("AttributeError: ctx.db has no table 'notes' (tables: note)")
+
+
+def test_index_and_context_mistakes_say_what_each_kind_offers(tmp_path):
+    db, owner = host_db(tmp_path, """\
+        from module_sdk import (AnonymousViewContext, ProcedureContext, ReducerContext, anonymous_view, index,
+                                primary_key, procedure, reducer, table, u32, u64)
+
+        @table(public=True)
+        class Person:
+            id: u64 = primary_key(auto_inc=True)
+            age: u32 = index()
+
+        @reducer
+        def by_age(ctx: ReducerContext) -> None:
+            ctx.db.person.age.find(3)
+
+        @reducer
+        def update_by_age(ctx: ReducerContext) -> None:
+            ctx.db.person.age.update(Person(id=1, age=3))
+
+        @anonymous_view
+        def writes(ctx: AnonymousViewContext) -> list[Person]:
+            ctx.db.person.insert(Person(age=1))
+            return []
+
+        @anonymous_view
+        def deletes(ctx: AnonymousViewContext) -> list[Person]:
+            ctx.db.person.id.delete(1)
+            return []
+
+        @procedure
+        def direct(ctx: ProcedureContext) -> u64:
+            return ctx.db.person.count()
+
+        @procedure
+        def unannotated(ctx: ProcedureContext):
+            return 5
+        """)
+    find = db.call_reducer("by_age", [], sender=owner)
+    assert find.error == ("AttributeError: index person_age_idx_btree has no find: find needs a unique column "
+                          "(primary_key() or unique()); this index has filter(value)")
+    upd = db.call_reducer("update_by_age", [], sender=owner)
+    assert upd.error.startswith("AttributeError: index person_age_idx_btree has no update: it goes through the "
+                                "primary key (ctx.db.<table>.<primary key column>.update(row))")
+    assert db.call_view("writes").error == ("AttributeError: table person is read-only here: a view reads tables "
+                                            "and cannot insert")
+    assert db.call_view("deletes").error == ("AttributeError: index person_id_idx_btree is read-only here: a view "
+                                             "reads tables and cannot delete")
+    assert db.call_procedure("direct", [], sender=owner).status != "returned"
+    assert db.call_procedure("unannotated", [], sender=owner).status != "returned"
+    logs = "\n".join(r.message for r in db.logs())
+    assert ("AttributeError: ProcedureContext has no db: no transaction is open in a procedure; read and write in "
+            "one with ctx.with_tx(lambda tx: tx.db.<table>...)") in logs
+    assert ("procedure unannotated returned 5, which does not fit its return type: TypeError: a procedure without "
+            "a return annotation returns None; annotate it (e.g. -> u32) to return a value") in logs
 
 
 def test_run_prints_the_hosts_error_record_without_a_fake_file_and_line(tmp_path):
