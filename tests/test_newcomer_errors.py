@@ -283,6 +283,11 @@ def roll(ctx: ProcedureContext, sides: u32) -> u32:
 @reducer
 def level2(ctx: ReducerContext, n: u32) -> None:
     print("level", n)
+
+
+@procedure
+def broken(ctx: ProcedureContext) -> u32:
+    raise ValueError("the dice fell off the table")
 """
 
 
@@ -445,3 +450,13 @@ def test_call_by_the_python_name_of_a_function_the_server_renamed(cli, tmp_path)
     assert "level 5" in cli("logs", "renamed").output
     r = cli("call", "renamed", "level2")
     assert r.exit_code == 1 and "level_2(n: U32) takes 1 argument, got 0" in r.output
+
+
+def test_call_of_a_failing_procedure_points_at_the_log(cli, tmp_path):
+    (tmp_path / "game.py").write_text(GAME)
+    assert cli("publish", "broken", "-p", str(tmp_path / "game.py")).exit_code == 0
+    r = cli("call", "broken", "broken")
+    assert r.exit_code == 1
+    assert "500: The module instance encountered a fatal error" in r.output      # upstream's answer, unchanged
+    assert "the module's log has the reason: spacetime-py logs broken" in r.output
+    assert "ValueError: the dice fell off the table" in cli("logs", "broken").output

@@ -427,6 +427,8 @@ def call(database: str, function: str, args: tuple[str, ...], server: str | None
         if isinstance(e, HttpError) and e.status == 400 and e.text.lstrip().startswith("invalid arguments") \
                 and params is not None:
             _fail(_invalid_arguments(schema, function, list(args), e.text.strip()))
+        if isinstance(e, HttpError) and e.status == 500 and "fatal error" in e.text:  # a procedure trapped
+            _fail(f"{e.status}: {e.text.strip()}\n  the module's log has the reason: spacetime-py logs {database}")
         _http_fail(e)
     if result is not None:
         click.echo(json.dumps(result))
