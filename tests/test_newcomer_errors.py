@@ -460,3 +460,20 @@ def test_call_of_a_failing_procedure_points_at_the_log(cli, tmp_path):
     assert "500: The module instance encountered a fatal error" in r.output      # upstream's answer, unchanged
     assert "the module's log has the reason: spacetime-py logs broken" in r.output
     assert "ValueError: the dice fell off the table" in cli("logs", "broken").output
+
+
+def test_init_readme_publish_call_sql_commands_work_as_written(cli, tmp_path, monkeypatch):
+    import shlex
+
+    from module_sdk.scaffold import create_module_project
+
+    create_module_project(tmp_path / "My_Game", "My_Game")
+    monkeypatch.chdir(tmp_path / "My_Game")
+    readme = (tmp_path / "My_Game" / "README.md").read_text()
+    steps = [shlex.split(line.split("  #")[0]) for line in readme.splitlines()
+             if line.startswith(("spacetime-py publish", "spacetime-py call", "spacetime-py sql"))]
+    assert [s[1] for s in steps] == ["publish", "call", "sql"] and steps[0][2] == "my-game"
+    for step in steps:
+        r = cli(*step[1:])
+        assert r.exit_code == 0, (step, r.output)
+    assert '"Ada"' in r.output
