@@ -477,3 +477,22 @@ def test_init_readme_publish_call_sql_commands_work_as_written(cli, tmp_path, mo
         r = cli(*step[1:])
         assert r.exit_code == 0, (step, r.output)
     assert '"Ada"' in r.output
+
+
+def test_start_on_a_taken_port_says_so_in_one_line(tmp_path):
+    import socket
+
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for verb in (["start", "--data-dir", str(tmp_path / "d")], ["dev", str(tmp_path)]):
+            r = CliRunner().invoke(main, [*verb, "--listen-addr", f"127.0.0.1:{port}"], catch_exceptions=False)
+            assert r.exit_code == 1
+            assert r.output.strip() == (f"error: cannot listen on 127.0.0.1:{port}: Address already in use; another "
+                                        "server is running there (stop it, or choose another port with "
+                                        "--listen-addr)"), r.output

@@ -11,6 +11,7 @@ Imports stay light (click only): aiohttp and the host load when a command runs.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -167,7 +168,27 @@ def start(listen_addr: str, data_dir: Path | None, limits: tuple[str, ...], dura
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--limit") from None
     host, port = _split_addr(listen_addr)
+    _check_can_listen(host, port)
     serve(data_dir, host, port, durability=durability)
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Fail with one line (not the event loop's traceback) when the address is taken or not ours to bind."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as e:
+        _fail(f"cannot listen on {host}:{port}: {e}")
+    for family, kind, proto, _name, addr in infos:
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds it
+            try:
+                s.bind(addr)
+            except OSError as e:
+                hint = ("; another server is running there (stop it, or choose another port with --listen-addr)"
+                        if e.errno == errno.EADDRINUSE else "")
+                _fail(f"cannot listen on {host}:{port}: {e.strerror or e}{hint}")
 
 
 def _split_addr(addr: str) -> tuple[str, int]:
@@ -647,6 +668,7 @@ def dev(path: Path, name: str | None, listen_addr: str, data_dir: Path | None, i
     from client_sdk.http import HttpError
 
     host, port = _split_addr(listen_addr)
+    _check_can_listen(host, port)
     tmp = None
     if data_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="spacetime-py-dev-")
