@@ -427,17 +427,15 @@ def call(database: str, function: str, args: tuple[str, ...], server: str | None
         schema = None
     params = _params(schema, function) if schema is not None else None
     if schema is not None and params is None:
-        published = [n for n, r in _functions(schema).items() if r.get("source_name") == function]
-        if len(published) == 1:  # the Python name of a function the server renamed (add2 -> add_2)
-            click.secho(f"note: {function} is published as {published[0]} (the server's snake_case name; "
-                        "clients call it that)", fg="yellow", err=True)
-            function = published[0]
-            params = _params(schema, function)
-    if schema is not None and params is None:
         sec = _sections(schema)
         lifecycle = {x.get("function_name") for x in sec.get("LifeCycleReducers") or []}
         names = [n for n, r in _functions(schema).items() if (r.get("source_name") or r.get("name")) not in lifecycle]
-        _fail(did_you_mean(function, names) + f" (database {database})")
+        # called by its Python name, which the server's snake_case policy changed (def add2 -> add_2): as with
+        # upstream's CLI only the published name is called, but say why
+        published = [n for n, r in _functions(schema).items() if r.get("source_name") == function]
+        why = (f"; the server publishes {function} as {published[0]} (its snake_case policy), and clients call it "
+               "that" if len(published) == 1 and published[0] != function else "")
+        _fail(did_you_mean(function, names) + f" (database {database}){why}")
     types = [p["algebraic_type"] for p in params] if params is not None and len(params) == len(args) else None
     values = [_cli_arg(a, types[i] if types else None) for i, a in enumerate(args)]
     from client_sdk.http import HttpError
