@@ -496,3 +496,25 @@ def test_start_on_a_taken_port_says_so_in_one_line(tmp_path):
             assert r.output.strip() == (f"error: cannot listen on 127.0.0.1:{port}: Address already in use; another "
                                         "server is running there (stop it, or choose another port with "
                                         "--listen-addr)"), r.output
+
+
+def test_no_server_running_says_so_and_how_to_start_one(tmp_path, monkeypatch):
+    import json
+    import socket
+
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    cfg = tmp_path / "cli.json"
+    monkeypatch.setenv("SPACETIME_PY_CONFIG", str(cfg))
+    for saved in ({}, {"tokens": {url: "a.saved.token"}}):  # first contact (identity), and a later call
+        cfg.write_text(json.dumps(saved))
+        r = CliRunner().invoke(main, ["call", "--server", url, "game", "spawn", "1", "2"], catch_exceptions=False)
+        assert r.exit_code == 1
+        assert r.output.startswith(f"error: cannot reach {url}: [Errno 111] Connection refused; is a server running "
+                                   "there? `spacetime-py start` starts one"), r.output
+        assert "urlopen" not in r.output

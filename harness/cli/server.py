@@ -77,8 +77,10 @@ def api_for(server: str | None, anonymous: bool = False, fresh: bool = False):
     def new_token() -> tuple[str, str]:
         try:
             identity, token = api.create_identity()
-        except (HttpError, OSError) as e:
-            _fail(f"cannot reach {url}: {e}")
+        except HttpError as e:
+            _fail(f"{url} did not give this CLI an identity: {e.status} {e.text.strip()}")
+        except OSError as e:
+            _unreachable(url, e)
         tokens[url] = token
         save_config(cfg)
         return identity, token
@@ -133,15 +135,21 @@ def _http_call(fn, *args, **kw):
     try:
         return fn(*args, **kw)
     except (HttpError, OSError) as e:
-        _http_fail(e)
+        _http_fail(e, getattr(getattr(fn, "__self__", None), "server", None))
 
 
-def _http_fail(e: Exception) -> None:
+def _http_fail(e: Exception, url: str | None = None) -> None:
     from client_sdk.http import HttpError
 
     if isinstance(e, HttpError):
         _fail(f"{e.status}: {e.text.strip() or 'request failed'}")
-    _fail(f"cannot reach the server: {e}")
+    _unreachable(url or "the server", e)
+
+
+def _unreachable(url: str, e: Exception) -> None:
+    reason = getattr(e, "reason", None) or e  # urllib's URLError wraps the socket error
+    _fail(f"cannot reach {url}: {reason}; is a server running there? `spacetime-py start` starts one, "
+          "--server URL (or SPACETIME_PY_SERVER) picks another")
 
 
 # ------------------------------------------------------------------------------------------- start
@@ -448,7 +456,7 @@ def call(database: str, function: str, args: tuple[str, ...], server: str | None
             _fail(_invalid_arguments(schema, function, list(args), e.text.strip()))
         if isinstance(e, HttpError) and e.status == 500 and "fatal error" in e.text:  # a procedure trapped
             _fail(f"{e.status}: {e.text.strip()}\n  the module's log has the reason: spacetime-py logs {database}")
-        _http_fail(e)
+        _http_fail(e, api.server)
     if result is not None:
         click.echo(json.dumps(result))
 
