@@ -256,7 +256,18 @@ def test_run_prints_the_hosts_error_record_without_a_fake_file_and_line(tmp_path
 
 
 GAME = """\
-from module_sdk import ProcedureContext, ReducerContext, i32, procedure, reducer, sum_type, u32
+from module_sdk import (AnonymousViewContext, ProcedureContext, ReducerContext, anonymous_view, i32, primary_key,
+                        procedure, reducer, sum_type, table, u32)
+
+
+@table(public=True)
+class Unit:
+    id: u32 = primary_key()
+
+
+@anonymous_view
+def units(ctx: AnonymousViewContext) -> list[Unit]:
+    return list(ctx.db.unit.iter())
 
 
 @sum_type
@@ -518,3 +529,12 @@ def test_no_server_running_says_so_and_how_to_start_one(tmp_path, monkeypatch):
         assert r.output.startswith(f"error: cannot reach {url}: [Errno 111] Connection refused; is a server running "
                                    "there? `spacetime-py start` starts one"), r.output
         assert "urlopen" not in r.output
+
+
+def test_describe_lists_procedures_and_views_too(cli, tmp_path):
+    (tmp_path / "game.py").write_text(GAME)
+    assert cli("publish", "described", "-p", str(tmp_path / "game.py")).exit_code == 0
+    lines = cli("describe", "described").output.splitlines()
+    assert "reducer spawn(x: I32, y: I32)" in lines and "reducer level_2(n: U32)" in lines
+    assert "procedure roll(sides: U32) -> U32" in lines and "procedure broken() -> U32" in lines
+    assert "view units -> Array<Unit>  [anonymous]" in lines

@@ -626,6 +626,14 @@ def describe(database: str, kind: str | None, name: str | None, as_json: bool, s
                            for e in r["params"]["elements"])
         extra = f"  [{lifecycle[rname(r)]}]" if rname(r) in lifecycle else ""
         click.echo(f"reducer {rname(r)}({params}){extra}")
+    if kind is None:  # procedures and views too: what a client can call or subscribe to
+        for p in sec.get("Procedures") or []:
+            params = ", ".join(f"{e['name'].get('some', '')}: {_type_name(e['algebraic_type'], names)}"
+                               for e in p["params"]["elements"])
+            click.echo(f"procedure {rname(p)}({params}) -> {_type_name(p['return_type'], names)}")
+        for v in sec.get("Views") or []:
+            extra = "  [anonymous]" if v.get("is_anonymous") else ""
+            click.echo(f"view {rname(v)} -> {_type_name(v['return_type'], names)}{extra}")
 
 
 # ------------------------------------------------------------------------------------------- delete
