@@ -179,6 +179,43 @@ def test_find_on_a_column_without_an_index_says_how_to_declare_one(tmp_path):
     assert table.error.startswith("AttributeError: ctx.db has no table 'notes' (tables: note)")
 
 
+def test_run_prints_views_as_well_as_tables(tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    src = tmp_path / "shop.py"
+    src.write_text(textwrap.dedent("""\
+        from module_sdk import (AnonymousViewContext, Option, ReducerContext, ViewContext, anonymous_view,
+                                primary_key, reducer, table, u32, view)
+
+        @table
+        class Item:
+            id: u32 = primary_key()
+            price: u32
+
+        @reducer
+        def add(ctx: ReducerContext, id: u32, price: u32) -> None:
+            ctx.db.item.insert(Item(id=id, price=price))
+
+        @anonymous_view
+        def cheap(ctx: AnonymousViewContext) -> list[Item]:
+            return [i for i in ctx.db.item.iter() if i.price < 10]
+
+        @view
+        def broken(ctx: ViewContext) -> Option[Item]:
+            return "not an item"
+        """))
+    r = CliRunner().invoke(main, ["run", str(src), "--call", "add 1 5", "--call", "add 2 50"],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    out = r.output
+    assert "view cheap (anonymous)" in out
+    cheap = out[out.index("view cheap"):]
+    assert "│ 1  │ 5     │" in cheap and "│ 2  │ 50    │" not in cheap and "│ 2  │ 50    │" in out
+    assert "view broken (as the caller): view `broken` failed: view broken returned 'not an item'" in out
+
+
 def test_index_and_context_mistakes_say_what_each_kind_offers(tmp_path):
     db, owner = host_db(tmp_path, """\
         from module_sdk import (AnonymousViewContext, ProcedureContext, ReducerContext, anonymous_view, index,
