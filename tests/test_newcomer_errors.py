@@ -575,3 +575,18 @@ def test_describe_lists_procedures_and_views_too(cli, tmp_path):
     assert "reducer spawn(x: I32, y: I32)" in lines and "reducer level_2(n: U32)" in lines
     assert "procedure roll(sides: U32) -> U32" in lines and "procedure broken() -> U32" in lines
     assert "view units -> Array<Unit>  [anonymous]" in lines
+
+
+def test_a_wrong_sum_payload_is_located_by_variant_name():
+    from spacetime_core.sats import Option, f64, i64, product, sum_type, type_of
+    from spacetime_core.sats.satsjson import SatsJsonError, value_from_json
+
+    dims = product(type("Dims", (), {"__annotations__": {"width": f64, "depth": f64}}))
+    category = sum_type(type("Category", (), {"__annotations__": {"Food": i64, "Furniture": dims}}))
+    t = type_of(category)
+    with pytest.raises(SatsJsonError) as e:
+        value_from_json(t, {"Furniture": {"width": 1.0}}, None, "category")
+    assert str(e.value) == "missing field 'depth' (at category.Furniture)"
+    with pytest.raises(SatsJsonError) as e:
+        value_from_json(type_of(Option[int]), {"some": "x"}, None, "note")
+    assert str(e.value) == "expected an integer, got 'x' (at note.some)"
