@@ -104,6 +104,17 @@ def test_a_stdlib_module_the_runtime_lacks_is_named_by_module_not_by_a_cache_pat
     assert ".cache" not in msg and "stdlib-" not in msg
 
 
+def test_reading_a_file_at_import_says_a_module_has_no_filesystem(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    msg = build_error(tmp_path, """\
+        import module_sdk
+
+        CONFIG = open("config.json").read()
+        """)
+    assert 'mod.py", line 3' in msg and "FileNotFoundError" in msg
+    assert "hint: a module is WebAssembly without a filesystem, when it is built and when it runs" in msg
+
+
 def test_context_annotations_and_none_returns_still_build(tmp_path):
     src = tmp_path / "ok.py"
     src.write_text(textwrap.dedent("""\

@@ -325,6 +325,9 @@ def _render_failure(host: _BuildHost, project: ModuleProject, fallback: str) -> 
                                             f"WebAssembly with at most 4 GiB of memory in all ({message})")
     out.append(f"{exc_type}: {_trim(message)}")
     out.extend(_import_hints(host, project, exc_type, import_name, frames))
+    if exc_type in ("FileNotFoundError", "PermissionError", "IsADirectoryError", "NotADirectoryError"):
+        out.append("hint: a module is WebAssembly without a filesystem, when it is built and when it runs: put the "
+                   "data in your Python source (e.g. CONFIG = {...} in a .py file the module imports)")
     return "\n".join(out)
 
 
