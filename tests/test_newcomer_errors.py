@@ -601,3 +601,11 @@ def test_a_wrong_sum_payload_is_located_by_variant_name():
     with pytest.raises(SatsJsonError) as e:
         value_from_json(type_of(Option[int]), {"some": "x"}, None, "note")
     assert str(e.value) == "expected an integer, got 'x' (at note.some)"
+
+
+def test_publish_outside_a_module_folder_names_the_option(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = cli("publish", "nothing-here")
+    assert r.exit_code == 1
+    assert f"{tmp_path}: no __init__.py, module.py, main.py or lib.py in this folder" in r.output
+    assert "name another with -p PATH, or a .wasm with -b" in r.output

@@ -208,16 +208,17 @@ def _split_addr(addr: str) -> tuple[str, int]:
 
 # ------------------------------------------------------------------------------------------- publish
 
-def _build(path: Path) -> bytes:
+def _build(path: Path | None) -> bytes:
     from harness.cli import build_progress
     from module_sdk.build import BuildError
     from module_sdk.build import build as build_module
 
     try:
         with build_progress() as say:
-            result = build_module(path, progress=say)
+            result = build_module(path or Path("."), progress=say)
     except BuildError as e:
-        click.echo(str(e), err=True)
+        hint = "\n(publish builds the module in the current folder; name another with -p PATH, or a .wasm with -b)"
+        click.echo(str(e) + (hint if path is None else ""), err=True)
         sys.exit(1)
     return result.output.read_bytes()
 
@@ -237,7 +238,7 @@ def publish(name: str | None, project: Path | None, bin_path: Path | None, clear
     """Build a module and publish it as database NAME (created or updated); without NAME an unnamed database."""
     if clear and not yes and sys.stdin.isatty():
         click.confirm(f"This deletes all data of database {name}. Continue?", abort=True)
-    wasm = bin_path.read_bytes() if bin_path else _build(project or Path("."))
+    wasm = bin_path.read_bytes() if bin_path else _build(project)
     api = api_for(server, anonymous)
     res = _http_call(api.publish, wasm, name, clear=clear)
     what = f"{name} ({res['database_identity']})" if name else res["database_identity"]
