@@ -609,3 +609,18 @@ def test_publish_outside_a_module_folder_names_the_option(cli, tmp_path, monkeyp
     assert r.exit_code == 1
     assert f"{tmp_path}: no __init__.py, module.py, main.py or lib.py in this folder" in r.output
     assert "name another with -p PATH, or a .wasm with -b" in r.output
+
+
+def test_generate_takes_the_module_source_with_p_and_refuses_a_py_as_wasm(tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    (tmp_path / "game.py").write_text(GAME)
+    r = CliRunner().invoke(main, ["generate", "-o", str(tmp_path / "out"), "--module-wasm", str(tmp_path / "game.py")])
+    assert r.exit_code == 2
+    assert "game.py is the module's source: pass it as -p/--module-path (it is built first)" in r.output
+    r = CliRunner().invoke(main, ["generate", "-o", str(tmp_path / "out"), "-p", str(tmp_path / "game.py")],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "def spawn(self, x: i32, y: i32" in (tmp_path / "out" / "reducers.py").read_text()

@@ -266,7 +266,18 @@ def _register_verbs() -> None:
     from harness.cli.server import COMMANDS
     from harness.host.describe import module_def_from_wasm
 
-    for command in (*COMMANDS, generate_command(module_def_from_wasm)):
+    def build_for_generate(path: Path) -> Path:
+        from module_sdk.build import BuildError
+        from module_sdk.build import build as build_module
+
+        try:
+            with build_progress() as say:
+                return build_module(path, progress=say).output
+        except BuildError as e:
+            console.print(escape(str(e)))
+            sys.exit(1)
+
+    for command in (*COMMANDS, generate_command(module_def_from_wasm, build_for_generate)):
         main.add_command(command)
 
 
