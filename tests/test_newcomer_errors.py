@@ -624,3 +624,22 @@ def test_generate_takes_the_module_source_with_p_and_refuses_a_py_as_wasm(tmp_pa
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert "def spawn(self, x: i32, y: i32" in (tmp_path / "out" / "reducers.py").read_text()
+
+
+def test_a_401_for_someone_elses_database_keeps_the_saved_identity(cli, live, tmp_path):
+    import json
+
+    from client_sdk.http import SpacetimeHttp, normalize_server
+
+    (tmp_path / "game.py").write_text(GAME)
+    owner = SpacetimeHttp(live.url)
+    _, owner.token = owner.create_identity()
+    r = cli("build", str(tmp_path / "game.py"))
+    assert r.exit_code == 0, r.output
+    owner.publish((tmp_path / "target" / "game.wasm").read_bytes(), "someone-elses")
+    cfg = tmp_path / "cli.json"
+    assert cli("publish", "mine", "-p", str(tmp_path / "game.py")).exit_code == 0   # the CLI's own identity
+    mine = json.loads(cfg.read_text())["tokens"][normalize_server(live.url)]
+    r = cli("publish", "someone-elses", "-p", str(tmp_path / "game.py"))
+    assert r.exit_code == 1 and "401" in r.output and "note:" not in r.output, r.output
+    assert json.loads(cfg.read_text())["tokens"][normalize_server(live.url)] == mine

@@ -63,8 +63,8 @@ def _server_option(f):
 
 def api_for(server: str | None, anonymous: bool = False, fresh: bool = False):
     """An HTTP client for the server, with the saved token (getting and saving one first if needed, or always with
-    `fresh`: a server just started on a new data dir).  A saved token the server refuses (401: a server started
-    with a new data dir has a new key) is replaced once."""
+    `fresh`: a server just started on a new data dir).  A saved token the server cannot verify (401 "Invalid
+    token": a server started with a new data dir has a new key) is replaced once."""
     from client_sdk.http import HttpError, SpacetimeHttp, normalize_server
 
     cfg = load_config()
@@ -110,8 +110,8 @@ def _cli_http():
     from client_sdk.http import HttpError, SpacetimeHttp
 
     class CliHttp(SpacetimeHttp):
-        """The CLI's client: a request the server refuses with 401 (the saved token is not valid there) gets a new
-        token from `renew` and is sent once more."""
+        """The CLI's client: a request the server refuses with 401 "Invalid token" (the saved token is not valid
+        there) gets a new token from `renew` and is sent once more."""
 
         renew = None
 
@@ -119,7 +119,10 @@ def _cli_http():
             try:
                 return super().request(method, path, **kw)
             except HttpError as e:
-                if e.status != 401 or self.renew is None or not kw.get("auth", True):
+                # only a token the server cannot verify (both servers: "Invalid token: ..."); a 401 for a
+                # database owned by someone else (PermissionDenied) keeps the identity that owns the others
+                if e.status != 401 or not e.text.lower().startswith("invalid token") or self.renew is None \
+                        or not kw.get("auth", True):
                     raise
                 renew, self.renew = self.renew, None
                 self.token = renew()
