@@ -643,3 +643,33 @@ def test_a_401_for_someone_elses_database_keeps_the_saved_identity(cli, live, tm
     r = cli("publish", "someone-elses", "-p", str(tmp_path / "game.py"))
     assert r.exit_code == 1 and "401" in r.output and "note:" not in r.output, r.output
     assert json.loads(cfg.read_text())["tokens"][normalize_server(live.url)] == mine
+
+
+# What the real SpacetimeDB 2.8.3 server answered to an incompatible republish (captured with this CLI).
+REAL_SERVER_REJECTION = ("Database update rejected: Errors occurred:\nChanging the type of column ticks in table stats "
+                         "from U64 to U32 requires a manual migration\n\nAdding a column label to table stats requires "
+                         "a default value annotation")
+
+
+def test_an_incompatible_republish_names_delete_data_on_either_server(cli, tmp_path, monkeypatch):
+    from client_sdk.http import HttpError, SpacetimeHttp
+
+    v1 = tmp_path / "v1.py"
+    v1.write_text("from module_sdk import primary_key, table, u32, u64\n\n@table\nclass Stats:\n"
+                  "    id: u32 = primary_key()\n    ticks: u64\n")
+    v2 = tmp_path / "v2.py"
+    v2.write_text(v1.read_text().replace("ticks: u64", "ticks: u32"))
+    assert cli("publish", "stats", "-p", str(v1)).exit_code == 0
+    r = cli("publish", "stats", "-p", str(v2))                     # our server's own answer names the flag once
+    assert r.exit_code == 1 and "column 'ticks' changed type from U64 to U32" in r.output
+    assert "--delete-data" in r.output and "publish anyway" not in r.output
+
+    def rejected(self, wasm, name, clear=False):
+        raise HttpError(400, REAL_SERVER_REJECTION)
+
+    monkeypatch.setattr(SpacetimeHttp, "publish", rejected)
+    r = cli("publish", "stats", "-p", str(v2))
+    assert r.exit_code == 1
+    assert r.output.splitlines()[-2:] == [
+        '(a column added to a table with data needs a default: `label: str = ""` or default(...))',
+        "(to delete the data and publish anyway: spacetime-py publish stats --delete-data ...)"]

@@ -243,7 +243,19 @@ def publish(name: str | None, project: Path | None, bin_path: Path | None, clear
         click.confirm(f"This deletes all data of database {name}. Continue?", abort=True)
     wasm = bin_path.read_bytes() if bin_path else _build(project)
     api = api_for(server, anonymous)
-    res = _http_call(api.publish, wasm, name, clear=clear)
+    from client_sdk.http import HttpError
+
+    try:
+        res = api.publish(wasm, name, clear=clear)
+    except HttpError as e:
+        text = e.text.strip()
+        if e.status == 400 and "update rejected" in text and "--delete-data" not in text:  # a real server's answer
+            if "default value" in text:
+                text += "\n(a column added to a table with data needs a default: `label: str = \"\"` or default(...))"
+            text += f"\n(to delete the data and publish anyway: spacetime-py publish {name} --delete-data ...)"
+        _fail(f"{e.status}: {text}")
+    except OSError as e:
+        _http_fail(e, api.server)
     what = f"{name} ({res['database_identity']})" if name else res["database_identity"]
     click.echo(f"{'Created new' if res['op'] == 'created' else 'Updated'} database {what}")
 
