@@ -345,6 +345,11 @@ def _function(kind, fn, opts, check):
         raise ModuleDefError(f'{kind} {fdef.name} ({fdef.where}): the first parameter is the context, but '
                              f'{first!r} is annotated {_ann_text(ann)}; write def {fdef.name}(ctx: {ctx}, '
                              f'{first}: ...)')
+    if fn.__defaults__:
+        first_default = code.co_varnames[code.co_argcount - len(fn.__defaults__)]
+        raise ModuleDefError(f'{kind} {fdef.name} ({fdef.where}): parameter {first_default!r} has a default value, '
+                             'but callers always pass every argument (SpacetimeDB has no optional parameters); '
+                             'remove the default, or make it Option[T] and pass null')
     ret = fn.__annotations__.get('return')
     if kind == 'reducer' and ret is not None and ret is not type(None) and ret != 'None':
         raise ModuleDefError(f'reducer {fdef.name} ({fdef.where}) is annotated -> {_ann_text(ret)}, but a reducer '

@@ -115,6 +115,18 @@ def test_reading_a_file_at_import_says_a_module_has_no_filesystem(tmp_path):
     assert "hint: a module is WebAssembly without a filesystem, when it is built and when it runs" in msg
 
 
+def test_a_parameter_default_fails_the_build_since_callers_pass_every_argument(tmp_path):
+    msg = build_error(tmp_path, """\
+        from module_sdk import ReducerContext, reducer, u32
+
+        @reducer
+        def add(ctx: ReducerContext, name: str, age: u32 = 18, level: u32 = 1) -> None:
+            pass
+        """)
+    assert ("reducer add (mod.py:3): parameter 'age' has a default value, but callers always pass every argument "
+            "(SpacetimeDB has no optional parameters); remove the default, or make it Option[T] and pass null") in msg
+
+
 def test_context_annotations_and_none_returns_still_build(tmp_path):
     src = tmp_path / "ok.py"
     src.write_text(textwrap.dedent("""\
