@@ -294,6 +294,30 @@ def test_index_and_context_mistakes_say_what_each_kind_offers(tmp_path):
             "a return annotation returns None; annotate it (e.g. -> u32) to return a value") in logs
 
 
+def test_a_traceback_counts_sdk_frames_between_the_users_frames_too(tmp_path):
+    db, _owner = host_db(tmp_path, """\
+        from module_sdk import AnonymousViewContext, Query, anonymous_view, primary_key, table, u32
+
+        @table(public=True)
+        class Order:
+            id: u32 = primary_key()
+            amount: u32
+
+        @anonymous_view
+        def big(ctx: AnonymousViewContext) -> Query[Order]:
+            return ctx.from_.order.where(lambda o: o.amout > 100)
+        """)
+    assert not db.call_view("big").ok
+    text = next(r.message for r in db.logs() if "view big failed" in r.message)
+    lines = text.splitlines()
+    assert lines[1:] == ['Traceback (most recent call last):',
+                         '  File "mod.py", line 10, in big',
+                         '  (2 frames inside module_sdk)',
+                         '  File "mod.py", line 10, in <lambda>',
+                         '  (1 frame inside module_sdk)',
+                         "AttributeError: table `order` has no column 'amout' (columns: id, amount)"], text
+
+
 def test_run_prints_the_hosts_error_record_without_a_fake_file_and_line(tmp_path):
     from click.testing import CliRunner
 
