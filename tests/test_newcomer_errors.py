@@ -709,3 +709,21 @@ def test_an_incompatible_republish_names_delete_data_on_either_server(cli, tmp_p
     assert r.output.splitlines()[-2:] == [
         '(a column added to a table with data needs a default: `label: str = ""` or default(...))',
         "(to delete the data and publish anyway: spacetime-py publish stats --delete-data ...)"]
+
+
+def test_a_visibility_filter_with_a_typo_is_refused_at_publish_as_on_the_real_server(cli, tmp_path):
+    good = tmp_path / "chat.py"
+    good.write_text("from module_sdk import Identity, client_visibility_filter, primary_key, table, u64\n\n"
+                    "@table(public=True)\nclass Message:\n    id: u64 = primary_key(auto_inc=True)\n"
+                    "    sender: Identity\n\n"
+                    'client_visibility_filter("SELECT * FROM message WHERE sender = :sender")\n')
+    bad = tmp_path / "chat_typo.py"
+    bad.write_text(good.read_text().replace("WHERE sender", "WHERE sendr"))
+    expected = ("400: Failed to create or update the database: failed to create row-level security: `SELECT * FROM "
+                "message WHERE sendr = :sender`: `message` does not have a field `sendr`")
+    r = cli("publish", "rls-typo", "-p", str(bad))                   # create
+    assert r.exit_code == 1 and expected in r.output, r.output
+    assert cli("publish", "rls-typo", "-p", str(good)).exit_code == 0
+    for extra in ([], ["--delete-data", "-y"]):                       # update, and replace
+        r = cli("publish", "rls-typo", "-p", str(bad), *extra)
+        assert r.exit_code == 1 and expected in r.output, r.output
