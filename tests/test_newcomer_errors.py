@@ -318,6 +318,28 @@ def test_a_traceback_counts_sdk_frames_between_the_users_frames_too(tmp_path):
                          "AttributeError: table `order` has no column 'amout' (columns: id, amount)"], text
 
 
+def test_returning_err_from_a_reducer_rolls_back_and_says_to_raise(tmp_path):
+    db, owner = host_db(tmp_path, """\
+        from module_sdk import Err, ReducerContext, primary_key, reducer, table, u32
+
+        @table(public=True)
+        class T:
+            id: u32 = primary_key()
+
+        @reducer
+        def put(ctx: ReducerContext, n: u32):
+            ctx.db.t.insert(T(id=n))
+            if n > 5:
+                return Err("too big")
+        """)
+    assert db.call_reducer("put", [1], sender=owner).committed
+    out = db.call_reducer("put", [9], sender=owner)
+    assert not out.committed
+    assert out.error == ("reducer put returned Err('too big') (rolled back): to fail a reducer, raise "
+                         "SenderError('too big')")
+    assert db.row_dicts("t") == [{"id": 1}]
+
+
 def test_run_prints_the_hosts_error_record_without_a_fake_file_and_line(tmp_path):
     from click.testing import CliRunner
 
