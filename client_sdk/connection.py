@@ -161,7 +161,7 @@ class RemoteReducers:
             return lambda cb: conn.remove_on_reducer(name[10:], cb)
         if name in conn._module.reducers:
             return lambda *args, timeout=None: conn.call_reducer(name, *args, timeout=timeout)
-        raise AttributeError(f"no reducer {name!r} in this module's bindings")
+        raise AttributeError(conn._unknown("reducer", name))
 
 
 class RemoteProcedures:
@@ -171,8 +171,10 @@ class RemoteProcedures:
         self._conn = conn
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name.startswith("_") or name not in self._conn._module.procedures:
-            raise AttributeError(f"no procedure {name!r} in this module's bindings")
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name not in self._conn._module.procedures:
+            raise AttributeError(self._conn._unknown("procedure", name))
         return lambda *args, timeout=None: self._conn.call_procedure(name, *args, timeout=timeout)
 
 
@@ -479,7 +481,7 @@ class DbConnection:
         ReducerInternalError, ConnectionClosedError or TimeoutError."""
         spec = self._module.reducers.get(reducer)
         if spec is None:
-            raise ClientError(f"no reducer {reducer!r} in this module's bindings (call_reducer_raw sends bytes)")
+            raise ClientError(self._unknown("reducer", reducer))
         if len(args) == 1 and spec.params.cls is not None and isinstance(args[0], spec.params.cls):
             value = args[0]
         else:
@@ -491,6 +493,24 @@ class DbConnection:
         data = spec.encode_args(value)
         return self.call_reducer_raw(reducer, data, timeout=timeout, _value=value)
 
+    def _unknown(self, kind: str, name: str) -> str:
+        """Why `name` cannot be called as a `kind`: it is the other kind (say which call to use), or a near miss."""
+        import difflib
+
+        other = "procedure" if kind == "reducer" else "reducer"
+        m = self._module
+        if not (m.reducers or m.procedures or m.tables):
+            return (f"cannot call {kind} {name!r}: this connection has no module bindings; connect with the "
+                    "generated bindings (spacetime-py generate) or builder.with_module(module_def)")
+        if name in (self._module.procedures if kind == "reducer" else self._module.reducers):
+            return (f"{name!r} is a {other}, not a {kind}: call it with call_{other}({name!r}, ...) "
+                    f"(conn.{other}s.{name}(...))")
+        known = sorted(self._module.reducers if kind == "reducer" else self._module.procedures)
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        hint = ("did you mean " + " or ".join(repr(c) for c in close) + "?" if close
+                else f"it has: {', '.join(known)}" if known else f"it has no {kind}s")
+        return f"no {kind} {name!r} in this module's bindings; {hint}"
+
     def call_reducer_raw(self, reducer: str, args: bytes, *, timeout: float | None = None,
                          _value: Any = None) -> asyncio.Task[ReducerEvent]:
         """Call `reducer` with already-encoded BSATN arguments (see `call_reducer`)."""
@@ -501,7 +521,7 @@ class DbConnection:
         """Call a procedure; the task's result is its decoded return value (ProcedureError on failure)."""
         spec = self._module.procedures.get(procedure)
         if spec is None:
-            raise ClientError(f"no procedure {procedure!r} in this module's bindings")
+            raise ClientError(self._unknown("procedure", procedure))
         data = spec.encode_args(tuple(args))
         msg = P.CallProcedure(request_id=0, flags=0, procedure=procedure, args=data)
         return _task(self._request("procedure", msg, timeout, spec))

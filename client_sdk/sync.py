@@ -61,6 +61,17 @@ class SyncConnection:
     def token(self) -> str | None:
         return self.conn.token
 
+    @property
+    def reducers(self) -> Any:
+        """`conn.reducers.<name>(...)` as on an async connection (typed with bindings), blocking until the call
+        ends: returns the ReducerEvent or raises ReducerError.  `on_<name>(cb)` registers callbacks as there."""
+        return _Blocking(self, self.conn.reducers)
+
+    @property
+    def procedures(self) -> Any:
+        """`conn.procedures.<name>(...)`, blocking: returns the procedure's decoded return value."""
+        return _Blocking(self, self.conn.procedures)
+
     def subscribe(self, queries: str | Iterable[str], timeout: float | None = None) -> SubscriptionHandle:
         """Subscribe and block until the rows are in the cache."""
         qs = [queries] if isinstance(queries, str) else list(queries)
@@ -74,6 +85,7 @@ class SyncConnection:
         return self._do(lambda: self.conn.call_reducer(reducer, *args, timeout=timeout), timeout)
 
     def call_procedure(self, procedure: str, *args: Any, timeout: float | None = None) -> Any:
+        """Call a procedure and block until it returns; returns its decoded value or raises ProcedureError."""
         return self._do(lambda: self.conn.call_procedure(procedure, *args, timeout=timeout), timeout)
 
     def query(self, sql: str, timeout: float | None = None) -> dict[str, list[Any]]:
@@ -103,6 +115,25 @@ class SyncConnection:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class _Blocking:
+    """`SyncConnection.reducers` / `.procedures`: each call runs on the connection's loop and blocks for its result;
+    callback registration (`on_*`, `remove_on_*`) passes through."""
+
+    def __init__(self, sync: SyncConnection, remote: Any):
+        self._sync = sync
+        self._remote = remote
+
+    def __getattr__(self, name: str) -> Any:
+        fn = getattr(self._remote, name)
+        if name.startswith(("on_", "remove_on_")) or not callable(fn):
+            return fn
+
+        def call(*args: Any, timeout: float | None = None) -> Any:
+            return self._sync._do(lambda: fn(*args, timeout=timeout), timeout)
+
+        return call
 
 
 def connect(uri: str, database: str, *, bindings: Any = None, token: str | None = None,

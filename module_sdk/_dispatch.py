@@ -12,7 +12,7 @@ traps when `call_procedure` returns a str instead of the BSATN result.
 import struct
 import sys
 
-from spacetime_core.sats.values import Some, _mk_connection_id, _mk_identity, _mk_timestamp
+from spacetime_core.sats.values import Err, Some, _mk_connection_id, _mk_identity, _mk_timestamp
 
 from . import _abi
 from . import log as _log
@@ -73,23 +73,28 @@ def call_reducer(id, sender, conn, ts, args):
     dec = f.decode_args
     if dec is None:
         try:
-            f.fn(ctx)
+            r = f.fn(ctx)
         except SenderError as e:
             return str(e)
         except Exception as e:
             return _failed(f, e)
-        return None
+        return None if r is None or r.__class__ is not Err else _returned_err(f, r)
     try:
         a = dec(args)
     except Exception as e:
         return _bad_args(f, e)
     try:
-        f.fn(ctx, *a)
+        r = f.fn(ctx, *a)
     except SenderError as e:
         return str(e)
     except Exception as e:
         return _failed(f, e)
-    return None
+    return None if r is None or r.__class__ is not Err else _returned_err(f, r)
+
+
+def _returned_err(f, r):
+    """`return Err("msg")` (a Rust reducer's way to fail) would otherwise commit silently: fail, saying how."""
+    return f'reducer {f.name} returned {r!r} (rolled back): to fail a reducer, raise SenderError({r.value!r})'
 
 
 def call_procedure(id, sender, conn, ts, args):

@@ -191,6 +191,12 @@ class ProcedureContext(_CallInfo):
         self._uuid_counter = 0
         self.http = HttpClient()
 
+    @property
+    def db(self):
+        """Not here: a procedure has no open transaction (say so instead of a bare AttributeError)."""
+        raise AttributeError(f'{type(self).__name__} has no db: no transaction is open in a procedure; read and '
+                             'write in one with ctx.with_tx(lambda tx: tx.db.<table>...)')
+
     def with_tx(self, fn):
         """Run `fn(tx)` in a new mutable transaction (`tx` is a TxContext with `tx.db`); commit when it
         returns, roll back if it raises.  Returns what `fn` returned."""

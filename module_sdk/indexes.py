@@ -123,6 +123,20 @@ class IndexReader:
         self._algo = algorithm
         self.columns = tuple(columns)
 
+    def __getattr__(self, name):  # only for a missing method: say which index kind has it
+        if name.startswith('_'):
+            raise AttributeError(name)
+        if name in ('delete', 'update', 'insert_or_update') and type(self) in (IndexReader, UniqueIndexReader):
+            raise AttributeError(f'index {self._name} is read-only here: a view reads tables and cannot {name}')
+        if name in ('update', 'insert_or_update'):
+            raise AttributeError(f'index {self._name} has no {name}: it goes through the primary key '
+                                 f'(ctx.db.<table>.<primary key column>.{name}(row)); for another unique column, '
+                                 'delete then insert')
+        if name == 'find':
+            raise AttributeError(f'index {self._name} has no find: find needs a unique column (primary_key() or '
+                                 'unique()); this index has filter(value)')
+        raise AttributeError(f'{type(self).__name__} object has no attribute {name!r}')
+
     def _iid(self):
         i = self._id
         if i is None:

@@ -143,7 +143,14 @@ def _format_one(e):
         below = len(frames) - 1 - user[-1]
         frames = frames[user[0]:user[-1] + 1]
     n = 0
+    inside = 0  # SDK frames between two of the user's (ctx.from_.t.where calling the user's lambda): counted too
     for filename, lineno, name in frames:
+        if user and _is_sdk(filename):
+            inside += 1
+            continue
+        if inside and n < 64:
+            lines.append(f'  ({inside} frame{"s" if inside > 1 else ""} inside module_sdk)\n')
+        inside = 0
         if n < 64:
             lines.append(f'  File "{filename}", line {lineno}, in {name}\n')
         n += 1

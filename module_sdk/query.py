@@ -154,7 +154,8 @@ class _Cols:
         try:
             return Col(self._table, self._names[name])
         except KeyError:
-            raise AttributeError(f'table `{self._table}` has no column {name!r}') from None
+            raise AttributeError(f'table `{self._table}` has no column {name!r} '
+                                 f'(columns: {", ".join(self._names)})') from None
 
 
 def _where(table, cols, fn, expr):
@@ -237,7 +238,8 @@ class From:
         try:
             name, cols = self._tables[accessor]
         except KeyError:
-            raise AttributeError(f'no table with the accessor {accessor!r}') from None
+            raise AttributeError(f'no table with the accessor {accessor!r} '
+                                 f'(tables: {", ".join(sorted(self._tables)) or "none"})') from None
         return TableQuery(name, _Cols(name, cols))
 
 

@@ -25,6 +25,11 @@ def package_name(name: str) -> str:
     return s
 
 
+def database_name(name: str) -> str:
+    """`my_game` -> `my-game`: a database name servers accept (lowercase letters, digits, single hyphens)."""
+    return re.sub(r"[^a-z0-9]+", "-", name.strip().lower()).strip("-") or "my-module"
+
+
 def _target(dest: Path) -> Path:
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ScaffoldError(f"{dest} already exists and is not an empty folder; choose another name or --dir")
@@ -49,7 +54,7 @@ def create_module_project(dest: Path, name: str) -> list[Path]:
     return _write({
         f"{pkg}/__init__.py": MODULE.replace("@NAME@", name),
         f"tests/test_{pkg}.py": MODULE_TESTS.replace("{pkg}", pkg),
-        "README.md": MODULE_README.replace("{name}", name).replace("{pkg}", pkg),
+        "README.md": MODULE_README.replace("{name}", name).replace("{pkg}", pkg).replace("{db}", database_name(name)),
         ".gitignore": "target/\n__pycache__/\n.pytest_cache/\n",
         "pyproject.toml": PYPROJECT.replace("{pkg}", pkg),
     }, dest)
@@ -167,9 +172,9 @@ spacetime-py build {pkg}                         # -> {pkg}/target/module.wasm
 spacetime-py run {pkg} --call 'add Alice' --call say_hello   # run it in the local host, print tables and logs
 pytest                                           # tests/ on a local server (--spacetime-backend=docker: the real one)
 spacetime-py start &                             # a local server; or --server URL for a real one
-spacetime-py publish {pkg} -p {pkg}
-spacetime-py call {pkg} add '"Ada"'
-spacetime-py sql {pkg} "SELECT * FROM person"
+spacetime-py publish {db} -p {pkg}
+spacetime-py call {db} add '"Ada"'
+spacetime-py sql {db} "SELECT * FROM person"
 spacetime-py generate --lang python --out-dir module_bindings --module-wasm {pkg}/target/module.wasm
 ```
 

@@ -338,11 +338,55 @@ def _function(kind, fn, opts, check):
                              'are not supported')
     if code.co_argcount < 1:
         raise ModuleDefError(f'{kind} {fdef.name} ({fdef.where}) must take the context as its first parameter')
+    first = code.co_varnames[0]
+    ann = fn.__annotations__.get(first)
+    if ann is not None and _is_data_annotation(ann, fn):
+        ctx = _CONTEXTS[kind]
+        raise ModuleDefError(f'{kind} {fdef.name} ({fdef.where}): the first parameter is the context, but '
+                             f'{first!r} is annotated {_ann_text(ann)}; write def {fdef.name}(ctx: {ctx}, '
+                             f'{first}: ...)')
+    if fn.__defaults__:
+        first_default = code.co_varnames[code.co_argcount - len(fn.__defaults__)]
+        raise ModuleDefError(f'{kind} {fdef.name} ({fdef.where}): parameter {first_default!r} has a default value, '
+                             'but callers always pass every argument (SpacetimeDB has no optional parameters); '
+                             'remove the default, or make it Option[T] and pass null')
+    ret = fn.__annotations__.get('return')
+    if kind == 'reducer' and ret is not None and ret is not type(None) and ret != 'None':
+        raise ModuleDefError(f'reducer {fdef.name} ({fdef.where}) is annotated -> {_ann_text(ret)}, but a reducer '
+                             'returns nothing: its caller only learns whether it committed. Write results to a '
+                             'table, or make it a @procedure to return a value; raise SenderError("...") to fail')
     if check is not None:
         check(fdef, code)
     current().add_function(fdef)
     _FDEFS[fn] = fdef
     return fn
+
+
+_CONTEXTS = {'reducer': 'ReducerContext', 'procedure': 'ProcedureContext', 'view': 'ViewContext',
+             'http_handler': 'HandlerContext'}
+
+
+def _ann_text(ann):
+    return ann if isinstance(ann, str) else getattr(ann, '__qualname__', None) or repr(ann)
+
+
+def _is_data_annotation(ann, fn):
+    """True when `ann` is a column/argument type (str, u32, a row class...): the context parameter was left out,
+    as in `def add(name: str)`.  Anything else (a context class, a name we cannot resolve yet) passes."""
+    if isinstance(ann, str):
+        if 'Context' in ann:
+            return False
+        try:
+            ann = eval(ann, fn.__globals__)  # noqa: S307 - the module's own annotation
+        except Exception:  # noqa: BLE001 - a forward reference: not ours to judge here
+            return False
+    if isinstance(ann, type) and ann.__name__.endswith('Context'):
+        return False
+    try:
+        type_of(ann, fn.__globals__)
+    except Exception:  # noqa: BLE001 - not a SATS type: whatever it is, it is not a forgotten context
+        return False
+    return True
 
 
 _FDEFS = {}  # decorated function -> its FunctionDef (one table, not a __dict__ on every function: ~100 B each)
@@ -926,6 +970,9 @@ def _no_args(args):
 
 
 def _unit_result(value):
+    if value is not None:  # returned by a procedure annotated -> None, or not at all: it would be dropped
+        raise TypeError('a procedure without a return annotation returns None; annotate it (e.g. -> u32) to '
+                        'return a value')
     return b''
 
 

@@ -18,6 +18,7 @@ from . import _abi
 from .indexes import _rows
 
 _U32 = struct.Struct('<I').pack
+_WRITES = ('insert', 'delete', 'delete_many', 'clear', 'update', 'insert_or_update')
 _ONE = _U32(1)
 
 
@@ -29,6 +30,13 @@ class Database:
 
     def __repr__(self):
         return '<db: {}>'.format(', '.join(sorted(self.__dict__)))
+
+    def __getattr__(self, name):  # only for a name that is not a table: say which ones there are
+        if name.startswith('__'):
+            raise AttributeError(name)
+        tables = ', '.join(sorted(self.__dict__)) or 'none'
+        raise AttributeError(f'ctx.db has no table {name!r} (tables: {tables}); a table is ctx.db.<accessor>, '
+                             'by default the snake_case of its class name (PlayerScore -> player_score)')
 
 
 class TableReader:
@@ -77,6 +85,21 @@ class TableReader:
 
     def __repr__(self):
         return f'<table {self._name}>'
+
+    def __getattr__(self, name):  # only for a missing attribute: name the indexes, and say how to add one
+        if name.startswith('_'):
+            raise AttributeError(name)
+        if name in _WRITES:
+            raise AttributeError(f'table {self._name} is read-only here: a view reads tables and cannot {name}')
+        indexes = ', '.join(sorted(k for k in self.__dict__ if not k.startswith('_'))) or 'none'
+        columns = [n for n, _ in self._row_type.elements]
+        if name in columns:
+            raise AttributeError(
+                f'table {self._name} has no index {name!r}: column {name!r} is not indexed (indexes: {indexes}). '
+                f'Declare it {name}: ... = primary_key() (or unique(), index()) to look rows up by it, or scan: '
+                f'[r for r in ctx.db.{self._name} if r.{name} == value]')
+        raise AttributeError(f'table {self._name} has no attribute or index {name!r} (indexes: {indexes}; '
+                             f'columns: {", ".join(columns)})')
 
 
 class Table(TableReader):

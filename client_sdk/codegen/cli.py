@@ -12,8 +12,10 @@ import click
 from spacetime_core.module_def import ModuleDef
 
 
-def generate_command(read_wasm: Callable[[Path], ModuleDef] | None = None) -> click.Command:
-    """The `generate` command; with `read_wasm` (a host that runs `__describe_module__`) it also takes --module-wasm."""
+def generate_command(read_wasm: Callable[[Path], ModuleDef] | None = None,
+                     build: Callable[[Path], Path] | None = None) -> click.Command:
+    """The `generate` command; with `read_wasm` (a host that runs `__describe_module__`) it also takes --module-wasm,
+    and with `build` (module source -> built .wasm) also -p/--module-path, as upstream's `spacetime generate`."""
 
     @click.command(name="generate")
     @click.option("--lang", default="python", type=click.Choice(["python"]), show_default=True,
@@ -24,15 +26,23 @@ def generate_command(read_wasm: Callable[[Path], ModuleDef] | None = None) -> cl
     @click.option("--database", help="Database name or identity on --server.")
     @click.option("--token", envvar="SPACETIMEDB_TOKEN", help="Token for --server (default: $SPACETIMEDB_TOKEN).")
     def generate(lang: str, out_dir: Path, server: str | None, database: str | None, token: str | None,
-                 module_wasm: Path | None = None) -> None:
+                 module_wasm: Path | None = None, module_path: Path | None = None) -> None:
         """Generate typed client bindings (row classes, table handles, reducer calls) for a module."""
         from . import CodegenError, module_def_from_server
         from . import generate as gen
 
         if read_wasm is None and server is None:
             raise click.UsageError("give --server URL --database NAME")
-        if read_wasm is not None and (module_wasm is None) == (server is None):
-            raise click.UsageError("give either --module-wasm FILE or --server URL --database NAME")
+        if module_wasm is not None and module_wasm.suffix == ".py" and build is not None:
+            raise click.UsageError(f"{module_wasm} is the module's source: pass it as -p/--module-path (it is built "
+                                   "first), or pass the built .wasm to --module-wasm")
+        if read_wasm is not None and [module_wasm, module_path, server].count(None) != 2:
+            raise click.UsageError("give one of -p/--module-path PATH, --module-wasm FILE or --server URL "
+                                   "--database NAME" if build is not None else
+                                   "give either --module-wasm FILE or --server URL --database NAME")
+        if module_path is not None:
+            assert build is not None
+            module_wasm = build(module_path)
         if server is not None and not database:
             raise click.UsageError("--server needs --database NAME")
         try:
@@ -50,6 +60,10 @@ def generate_command(read_wasm: Callable[[Path], ModuleDef] | None = None) -> cl
         generate.params.insert(2, click.Option(
             ["--module-wasm"], type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help="A built module (.wasm) to read the definition from."))
+    if build is not None:
+        generate.params.insert(2, click.Option(
+            ["-p", "--module-path"], type=click.Path(exists=True, path_type=Path),
+            help="A module's source (a .py file or a package folder): built first, as `spacetime-py build` does."))
     return generate
 
 

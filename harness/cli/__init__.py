@@ -88,13 +88,14 @@ def build(path: Path, output: Path | None, extra_paths: tuple[Path, ...], quiet:
 @click.option("--connect", is_flag=True, help="Connect as a client first (runs client_connected).")
 def run(path: Path, calls: tuple[str, ...], connect: bool) -> None:
     """Build the module at PATH and run it in the local host: init, optional client connect, each --call,
-    then print every table and the module's log."""
+    then print every table, every view and the module's log."""
     import os
 
     from rich.table import Table
 
     from harness.cli.server import did_you_mean, parse_cli_args, split_call
     from harness.host import Database
+    from harness.host.database import SYSTEM_LOG_NAME
     from module_sdk.build import BuildError
     from module_sdk.build import build as build_module
     from spacetime_core.sats import ConnectionId, Identity
@@ -153,10 +154,41 @@ def run(path: Path, calls: tuple[str, ...], connect: bool) -> None:
         for row in db.rows(t.name):
             table.add_row(*(escape(format_value(ct, v, mdef.typespace)) for (_, ct), v in zip(row_t.elements, row)))
         console.print(table)
+    _print_views(db, owner)
     for rec in db.logs():
-        where = f"{rec.filename}:{rec.line}" if rec.filename else (rec.target or "")
-        console.print(f"[dim]{rec.level_name:5} {escape(where)}[/dim] {escape(rec.message)}")
+        if rec.filename == SYSTEM_LOG_NAME:  # the host's own record (a reducer's error), as `logs` shows it
+            where = ""
+        elif rec.filename:
+            where = rec.filename if rec.line is None else f"{rec.filename}:{rec.line}"
+        else:
+            where = rec.target or ""
+        console.print(f"[dim]{rec.level_name:5}{escape(' ' + where if where else '')}[/dim] {escape(rec.message)}")
     sys.exit(1 if failed else 0)
+
+
+def _print_views(db, owner) -> None:
+    """Each view's rows as the owner sees them (as `SELECT * FROM view` would); a failing view says why."""
+    from rich.table import Table
+
+    from harness.sql.errors import SqlError
+    from harness.sql.views import ViewInfo, materialize
+    from spacetime_core.sats.satn import format_value
+
+    ts = db.mdef.typespace
+    for i, vdef in enumerate(db.mdef.views):
+        title = f"view {vdef.name} ({'anonymous' if vdef.is_anonymous else 'as the caller'})"
+        try:
+            info = ViewInfo(db, vdef, -1 - i)
+            rows = materialize(db, {info.id: info}, owner)[info.id]
+        except SqlError as e:
+            console.print(f"{escape(title)}: [red]{escape(str(e))}[/red]")
+            continue
+        table = Table(title=title, title_justify="left")
+        for col in info.columns:
+            table.add_column(col)
+        for _bsatn, row in rows:
+            table.add_row(*(escape(format_value(ct, v, ts)) for ct, v in zip(info.declared_types, row)))
+        console.print(table)
 
 
 @main.command()
@@ -234,7 +266,18 @@ def _register_verbs() -> None:
     from harness.cli.server import COMMANDS
     from harness.host.describe import module_def_from_wasm
 
-    for command in (*COMMANDS, generate_command(module_def_from_wasm)):
+    def build_for_generate(path: Path) -> Path:
+        from module_sdk.build import BuildError
+        from module_sdk.build import build as build_module
+
+        try:
+            with build_progress() as say:
+                return build_module(path, progress=say).output
+        except BuildError as e:
+            console.print(escape(str(e)))
+            sys.exit(1)
+
+    for command in (*COMMANDS, generate_command(module_def_from_wasm, build_for_generate)):
         main.add_command(command)
 
 

@@ -11,6 +11,7 @@ Imports stay light (click only): aiohttp and the host load when a command runs.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -60,26 +61,75 @@ def _server_option(f):
     return f
 
 
-def api_for(server: str | None, anonymous: bool = False):
-    """An HTTP client for the server, with the saved token (getting and saving one first if needed)."""
+def api_for(server: str | None, anonymous: bool = False, fresh: bool = False):
+    """An HTTP client for the server, with the saved token (getting and saving one first if needed, or always with
+    `fresh`: a server just started on a new data dir).  A saved token the server cannot verify (401 "Invalid
+    token": a server started with a new data dir has a new key) is replaced once."""
     from client_sdk.http import HttpError, SpacetimeHttp, normalize_server
 
     cfg = load_config()
     url = normalize_server(server or cfg.get("default_server") or DEFAULT_SERVER)
-    api = SpacetimeHttp(url)
     if anonymous:
-        return api
+        return SpacetimeHttp(url)
+    api = _cli_http()(url)
     tokens = cfg.setdefault("tokens", {})
-    token = tokens.get(url)
-    if token is None:
+
+    def new_token() -> tuple[str, str]:
         try:
-            _identity, token = api.create_identity()
-        except (HttpError, OSError) as e:
-            _fail(f"cannot reach {url}: {e}")
+            identity, token = api.create_identity()
+        except HttpError as e:
+            _fail(f"{url} did not give this CLI an identity: {e.status} {e.text.strip()}")
+        except OSError as e:
+            _unreachable(url, e)
         tokens[url] = token
         save_config(cfg)
+        return identity, token
+
+    def renew() -> str:
+        identity, token = new_token()
+        click.secho(f"note: {url} does not accept the token saved for it (a server started with a new data dir "
+                    f"has a new key); using a new identity {identity}", fg="yellow", err=True)
+        return token
+
+    token = None if fresh else tokens.get(url)
+    if token is None:
+        _identity, token = new_token()
+    else:
+        api.renew = renew
     api.token = token
     return api
+
+
+_CLI_HTTP = []
+
+
+def _cli_http():
+    """The CLI's HTTP client class (made on first use: this module imports only click when it loads)."""
+    if _CLI_HTTP:
+        return _CLI_HTTP[0]
+    from client_sdk.http import HttpError, SpacetimeHttp
+
+    class CliHttp(SpacetimeHttp):
+        """The CLI's client: a request the server refuses with 401 "Invalid token" (the saved token is not valid
+        there) gets a new token from `renew` and is sent once more."""
+
+        renew = None
+
+        def request(self, method: str, path: str, **kw):
+            try:
+                return super().request(method, path, **kw)
+            except HttpError as e:
+                # only a token the server cannot verify (both servers: "Invalid token: ..."); a 401 for a
+                # database owned by someone else (PermissionDenied) keeps the identity that owns the others
+                if e.status != 401 or not e.text.lower().startswith("invalid token") or self.renew is None \
+                        or not kw.get("auth", True):
+                    raise
+                renew, self.renew = self.renew, None
+                self.token = renew()
+                return super().request(method, path, **kw)
+
+    _CLI_HTTP.append(CliHttp)
+    return CliHttp
 
 
 def _http_call(fn, *args, **kw):
@@ -87,10 +137,22 @@ def _http_call(fn, *args, **kw):
 
     try:
         return fn(*args, **kw)
-    except HttpError as e:
+    except (HttpError, OSError) as e:
+        _http_fail(e, getattr(getattr(fn, "__self__", None), "server", None))
+
+
+def _http_fail(e: Exception, url: str | None = None) -> None:
+    from client_sdk.http import HttpError
+
+    if isinstance(e, HttpError):
         _fail(f"{e.status}: {e.text.strip() or 'request failed'}")
-    except OSError as e:
-        _fail(f"cannot reach the server: {e}")
+    _unreachable(url or "the server", e)
+
+
+def _unreachable(url: str, e: Exception) -> None:
+    reason = getattr(e, "reason", None) or e  # urllib's URLError wraps the socket error
+    _fail(f"cannot reach {url}: {reason}; is a server running there? `spacetime-py start` starts one, "
+          "--server URL (or SPACETIME_PY_SERVER) picks another")
 
 
 # ------------------------------------------------------------------------------------------- start
@@ -117,7 +179,27 @@ def start(listen_addr: str, data_dir: Path | None, limits: tuple[str, ...], dura
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--limit") from None
     host, port = _split_addr(listen_addr)
+    _check_can_listen(host, port)
     serve(data_dir, host, port, durability=durability)
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Fail with one line (not the event loop's traceback) when the address is taken or not ours to bind."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as e:
+        _fail(f"cannot listen on {host}:{port}: {e}")
+    for family, kind, proto, _name, addr in infos:
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds it
+            try:
+                s.bind(addr)
+            except OSError as e:
+                hint = ("; another server is running there (stop it, or choose another port with --listen-addr)"
+                        if e.errno == errno.EADDRINUSE else "")
+                _fail(f"cannot listen on {host}:{port}: {e.strerror or e}{hint}")
 
 
 def _split_addr(addr: str) -> tuple[str, int]:
@@ -129,16 +211,17 @@ def _split_addr(addr: str) -> tuple[str, int]:
 
 # ------------------------------------------------------------------------------------------- publish
 
-def _build(path: Path) -> bytes:
+def _build(path: Path | None) -> bytes:
     from harness.cli import build_progress
     from module_sdk.build import BuildError
     from module_sdk.build import build as build_module
 
     try:
         with build_progress() as say:
-            result = build_module(path, progress=say)
+            result = build_module(path or Path("."), progress=say)
     except BuildError as e:
-        click.echo(str(e), err=True)
+        hint = "\n(publish builds the module in the current folder; name another with -p PATH, or a .wasm with -b)"
+        click.echo(str(e) + (hint if path is None else ""), err=True)
         sys.exit(1)
     return result.output.read_bytes()
 
@@ -158,9 +241,21 @@ def publish(name: str | None, project: Path | None, bin_path: Path | None, clear
     """Build a module and publish it as database NAME (created or updated); without NAME an unnamed database."""
     if clear and not yes and sys.stdin.isatty():
         click.confirm(f"This deletes all data of database {name}. Continue?", abort=True)
-    wasm = bin_path.read_bytes() if bin_path else _build(project or Path("."))
+    wasm = bin_path.read_bytes() if bin_path else _build(project)
     api = api_for(server, anonymous)
-    res = _http_call(api.publish, wasm, name, clear=clear)
+    from client_sdk.http import HttpError
+
+    try:
+        res = api.publish(wasm, name, clear=clear)
+    except HttpError as e:
+        text = e.text.strip()
+        if e.status == 400 and "update rejected" in text and "--delete-data" not in text:  # a real server's answer
+            if "default value" in text:
+                text += "\n(a column added to a table with data needs a default: `label: str = \"\"` or default(...))"
+            text += f"\n(to delete the data and publish anyway: spacetime-py publish {name} --delete-data ...)"
+        _fail(f"{e.status}: {text}")
+    except OSError as e:
+        _http_fail(e, api.server)
     what = f"{name} ({res['database_identity']})" if name else res["database_identity"]
     click.echo(f"{'Created new' if res['op'] == 'created' else 'Updated'} database {what}")
 
@@ -306,6 +401,42 @@ def _wrap_special(value, param_type: dict | None):
     return value
 
 
+def _type_names(sec: dict) -> dict[int, str]:
+    """Typespace ref -> the type's source name (`Mode`), from a schema's Types section."""
+    names = {}
+    for td in sec.get("Types") or []:
+        sname = td.get("source_name") or td.get("name") or {}
+        if isinstance(sname, dict):
+            sname = sname.get("source_name") or sname.get("name")
+        if isinstance(sname, str):
+            names[td.get("ty")] = sname
+    return names
+
+
+def _invalid_arguments(schema: dict, function: str, words: list[str], server_text: str) -> str:
+    """What was wrong with the arguments of a call the server refused, with the function's signature: the same
+    check `run --call` makes (argument count, then each argument against its parameter's type), as upstream's
+    CLI adds the signature to the server's `invalid arguments` answer."""
+    from spacetime_core.sats.satn import format_type
+    from spacetime_core.sats.satsjson import type_from_json, typespace_from_json
+
+    sec = _sections(schema)
+    fn = _functions(schema)[function]
+    kind = "procedure" if fn in (sec.get("Procedures") or []) else "reducer"
+    try:
+        typespace = typespace_from_json(sec["Typespace"])
+        params = type_from_json({"Product": fn["params"]})
+        names = _type_names(sec)
+    except (KeyError, TypeError, ValueError):
+        return f"400: {server_text}"
+    try:
+        parse_cli_args(params, words, typespace, function, names)
+    except ValueError as e:
+        return f"invalid arguments for {kind} {function}: {e}"
+    sig = ", ".join(f"{n}: {format_type(t, names=names)}" for n, t in params.elements)
+    return f"invalid arguments for {kind} {function}({sig}): the server answered: {server_text}"
+
+
 @click.command()
 @click.argument("database")
 @click.argument("function")
@@ -323,10 +454,25 @@ def call(database: str, function: str, args: tuple[str, ...], server: str | None
         sec = _sections(schema)
         lifecycle = {x.get("function_name") for x in sec.get("LifeCycleReducers") or []}
         names = [n for n, r in _functions(schema).items() if (r.get("source_name") or r.get("name")) not in lifecycle]
-        _fail(did_you_mean(function, names) + f" (database {database})")
+        # called by its Python name, which the server's snake_case policy changed (def add2 -> add_2): as with
+        # upstream's CLI only the published name is called, but say why
+        published = [n for n, r in _functions(schema).items() if r.get("source_name") == function]
+        why = (f"; the server publishes {function} as {published[0]} (its snake_case policy), and clients call it "
+               "that" if len(published) == 1 and published[0] != function else "")
+        _fail(did_you_mean(function, names) + f" (database {database}){why}")
     types = [p["algebraic_type"] for p in params] if params is not None and len(params) == len(args) else None
     values = [_cli_arg(a, types[i] if types else None) for i, a in enumerate(args)]
-    result = _http_call(api.call, database, function, values)
+    from client_sdk.http import HttpError
+
+    try:
+        result = api.call(database, function, values)
+    except (HttpError, OSError) as e:
+        if isinstance(e, HttpError) and e.status == 400 and e.text.lstrip().startswith("invalid arguments") \
+                and params is not None:
+            _fail(_invalid_arguments(schema, function, list(args), e.text.strip()))
+        if isinstance(e, HttpError) and e.status == 500 and "fatal error" in e.text:  # a procedure trapped
+            _fail(f"{e.status}: {e.text.strip()}\n  the module's log has the reason: spacetime-py logs {database}")
+        _http_fail(e, api.server)
     if result is not None:
         click.echo(json.dumps(result))
 
@@ -458,13 +604,7 @@ def describe(database: str, kind: str | None, name: str | None, as_json: bool, s
         return
     sec = _sections(schema)
     types = (sec.get("Typespace") or {}).get("types", [])
-    names = {}
-    for td in sec.get("Types") or []:
-        sname = td.get("source_name") or td.get("name") or {}
-        if isinstance(sname, dict):
-            sname = sname.get("source_name") or sname.get("name")
-        if isinstance(sname, str):
-            names[td.get("ty")] = sname
+    names = _type_names(sec)
     tables = sec.get("Tables") or []
     reducers = sec.get("Reducers") or []
     lifecycle = {x["function_name"]: next(iter(x["lifecycle_spec"])) for x in sec.get("LifeCycleReducers") or []}
@@ -502,6 +642,14 @@ def describe(database: str, kind: str | None, name: str | None, as_json: bool, s
                            for e in r["params"]["elements"])
         extra = f"  [{lifecycle[rname(r)]}]" if rname(r) in lifecycle else ""
         click.echo(f"reducer {rname(r)}({params}){extra}")
+    if kind is None:  # procedures and views too: what a client can call or subscribe to
+        for p in sec.get("Procedures") or []:
+            params = ", ".join(f"{e['name'].get('some', '')}: {_type_name(e['algebraic_type'], names)}"
+                               for e in p["params"]["elements"])
+            click.echo(f"procedure {rname(p)}({params}) -> {_type_name(p['return_type'], names)}")
+        for v in sec.get("Views") or []:
+            extra = "  [anonymous]" if v.get("is_anonymous") else ""
+            click.echo(f"view {rname(v)} -> {_type_name(v['return_type'], names)}{extra}")
 
 
 # ------------------------------------------------------------------------------------------- delete
@@ -547,9 +695,10 @@ def dev(path: Path, name: str | None, listen_addr: str, data_dir: Path | None, i
     import tempfile
     import threading
 
-    from client_sdk.http import HttpError, SpacetimeHttp
+    from client_sdk.http import HttpError
 
     host, port = _split_addr(listen_addr)
+    _check_can_listen(host, port)
     tmp = None
     if data_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="spacetime-py-dev-")
@@ -562,8 +711,7 @@ def dev(path: Path, name: str | None, listen_addr: str, data_dir: Path | None, i
     server.start()
     if not ready.wait(30):
         _fail("the server did not start")
-    api = SpacetimeHttp(url)
-    _ident, api.token = api.create_identity()
+    api = api_for(url, fresh=tmp is not None)  # the CLI's identity: `spacetime-py logs/sql/call` act as the owner
     click.echo(f"dev server on {url}, database {name}, watching {path} (Ctrl-C to stop)")
 
     def deploy(first: bool) -> None:

@@ -40,6 +40,20 @@ MAX_LOG_LINES_IN_MEMORY = 100_000
 SYSTEM = "__spacetimedb__"
 
 
+
+def _check_rls(db) -> None:
+    """Every client visibility filter must be a valid query over the module's tables: upstream refuses to publish
+    a module otherwise ("failed to create row-level security"), so a typo must not pass here and fail there."""
+    from harness.sql.errors import SqlError
+    from harness.sql.subscription import compile_subscription
+
+    for sql in db.mdef.row_level_security or ():
+        try:
+            compile_subscription(db, sql, db.owner, owner=True)
+        except SqlError as e:
+            raise RegistryError(400, f"Failed to create or update the database: failed to create row-level "
+                                     f"security: `{sql}`: {e}") from None
+
 class RegistryError(Exception):
     """A refused operation: `status` is the HTTP status, `body` a text message or a JSON-able object."""
 
@@ -382,6 +396,12 @@ class Registry:
         except BaseException:
             discard()
             raise
+        try:
+            _check_rls(db)
+        except RegistryError:
+            db.close()
+            discard()
+            raise
         entry = DatabaseEntry(identity, owner, [name] if name else [], logs, int(time.time() * 1e6), db=db)
         with self._lock:
             taken = h in self.entries or (name is not None and name in self.names)
@@ -407,7 +427,12 @@ class Registry:
             scratch = Database(wasm, identity=entry.identity, owner=entry.owner)
         except ModuleLoadError as e:
             raise RegistryError(400, f"Failed to create or update the database: {e}") from None
-        scratch.close()
+        try:
+            if scratch.mdef.row_level_security:
+                scratch._install_catalog(scratch._build_catalog(scratch.mdef))
+                _check_rls(scratch)
+        finally:
+            scratch.close()
 
     def _update(self, entry: DatabaseEntry, wasm: bytes) -> None:
         db = entry.database()

@@ -325,6 +325,9 @@ def _render_failure(host: _BuildHost, project: ModuleProject, fallback: str) -> 
                                             f"WebAssembly with at most 4 GiB of memory in all ({message})")
     out.append(f"{exc_type}: {_trim(message)}")
     out.extend(_import_hints(host, project, exc_type, import_name, frames))
+    if exc_type in ("FileNotFoundError", "PermissionError", "IsADirectoryError", "NotADirectoryError"):
+        out.append("hint: a module is WebAssembly without a filesystem, when it is built and when it runs: put the "
+                   "data in your Python source (e.g. CONFIG = {...} in a .py file the module imports)")
     return "\n".join(out)
 
 
@@ -351,7 +354,13 @@ def _import_hints(host: _BuildHost, project: ModuleProject, exc_type: str, impor
     top = import_name.split(".")[0]
     if top in sys.stdlib_module_names:
         needed_by = [o for o, _, _ in frames if not o.startswith("<frozen")]
-        who = f"; {host.resolver.by_origin.get(needed_by[-1], needed_by[-1])} imports it" if needed_by else ""
+        who = ""
+        if needed_by:
+            path = host.resolver.by_origin.get(needed_by[-1])
+            if path is not None and path.is_relative_to(host.resolver._stdlib):  # not a path in our cache
+                who = f"; the standard library's {path.relative_to(host.resolver._stdlib).as_posix()} imports it"
+            else:
+                who = f"; {path or needed_by[-1]} imports it"
         return [f"hint: {top!r} is a standard-library C module that the module runtime does not include{who}. "
                 "Code that needs it cannot run inside a module; installing packages will not help"]
     return [f"hint: {import_name!r} was not found in {project.root}, the --path folders, the module runtime's "

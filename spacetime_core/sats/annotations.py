@@ -207,7 +207,14 @@ def type_of(ann, globalns=None, localns=None):
         return ArrayType(type_of(a[0], globalns, localns))
     if ann is list:
         raise TypeError('bare list annotation: use list[T]')
+    if origin is dict or ann is dict:
+        raise TypeError(f'unsupported annotation {_ann_repr(ann)}: SpacetimeDB has no map type; use list[Entry] of '
+                        'a @product class Entry with the key and value fields (or a table keyed by the key)')
+    if origin is tuple or ann is tuple:
+        raise TypeError(f'unsupported annotation {_ann_repr(ann)}: use a @product class with named fields, or '
+                        'list[T] when all elements have one type')
     if isinstance(ann, type):
         raise TypeError(f'unsupported annotation {ann.__qualname__}: not a SATS type (use a marker like u32, '
                         'a builtin, list[T], Option[T], or a @product/@sum class)')
-    raise TypeError(f'unsupported annotation {ann!r}')
+    raise TypeError(f'unsupported annotation {ann!r}: not a SATS type (use a marker like u32, a builtin, list[T], '
+                    'Option[T], or a @product/@sum class)')

@@ -81,12 +81,12 @@ def _namespaces(cls):
     return g, local
 
 
-def _resolve_ann(cls, ann):
+def _resolve_ann(cls, ann, field):
     g, local = _namespaces(cls)
     try:
         return type_of(ann, g, local)
     except TypeError as e:
-        raise TypeError(f'{cls.__qualname__}: {e}') from None
+        raise TypeError(f'{cls.__qualname__}.{field}: {e}') from None
 
 
 def _fix_class_cells(old, new):
@@ -153,7 +153,7 @@ def product(cls=None, *, slots=True):
     fields = [(n, anns[n]) for n in names]
 
     def build():
-        return ProductType([(n, _resolve_ann(cls, a)) for n, a in fields], cls=cls)
+        return ProductType([(n, _resolve_ann(cls, a, n)) for n, a in fields], cls=cls)
     type.__setattr__(cls, '__sats_type__', _LazyType(cls, build))
     cls.__sats_fields__ = tuple(names)
     return cls
@@ -344,7 +344,7 @@ def sum(cls=None):  # noqa: A001 - the brief asks for ``@sum``
     def build():
         vs = []
         for n, ann, unit in kinds:
-            vs.append((_published_variant(n), UNIT if unit else _resolve_ann(base, ann)))
+            vs.append((_published_variant(n), UNIT if unit else _resolve_ann(base, ann, n)))
         return SumType(vs, cls=base)
     type.__setattr__(base, '__sats_type__', _LazyType(base, build))
     return base

@@ -283,7 +283,9 @@ def value_from_json(t, obj, ts=None, path=''):
     if tag == TAG_SUM:
         i, payload = _sum_from_json(t, obj, path)
         pt = _resolve(t.elements[i][1], ts)
-        return SumValue(i, None if pt.special == 'unit' else value_from_json(pt, payload, ts, f'{path}.{i}'))
+        vname = t.elements[i][0]  # the path names the variant (category.furniture), its tag when it has none
+        return SumValue(i, None if pt.special == 'unit'
+                        else value_from_json(pt, payload, ts, f'{path}.{vname if vname else i}'))
     if tag == TAG_ARRAY:
         if t.elem.tag == 7:
             return _bytes_from_json(obj, path)
