@@ -472,9 +472,11 @@ async def prober(url: str, src: int, dst: int, every: float, t: Timing, sent_ts:
 
 async def drive_raw(urls: list[str], kind: str, n_conn: int, inflight: int, seconds: float, warmup: float,
                     zipf: Zipf, subscribers: int = 0, watch_from: int = 0, probe: tuple[int, int] = (0, 0),
-                    probe_every: float = 0.01, coalesce: bool = False) -> Result:
+                    probe_every: float = 0.01, coalesce: bool = False,
+                    on_ready: Callable[[], None] | None = None) -> Result:
     """N connections x M calls in flight for `warmup + seconds` (plus the fan-out clients); counts and
-    latencies of the last `seconds`."""
+    latencies of the last `seconds`.  `on_ready` runs once the subscribers are subscribed, right before the
+    load starts (the server's CPU counters are read there: the subscriptions' initial evaluation is setup)."""
     res = Result()
     assert inflight < POOL
     pairs = [[zipf.pair() for _ in range(POOL)] for _ in range(n_conn)]
@@ -486,7 +488,9 @@ async def drive_raw(urls: list[str], kind: str, n_conn: int, inflight: int, seco
         ready, n_ready = asyncio.Event(), [0]
         subs = [await subscriber(urls[0], watch_from, probe[0], recv, ready, n_ready, subscribers)
                 for _ in range(subscribers)]
-        await asyncio.wait_for(ready.wait(), 60)
+        await asyncio.wait_for(ready.wait(), 120)
+    if on_ready is not None:
+        on_ready()
     cpu0 = time.process_time()
     t = Timing(seconds, warmup)
     jobs = [load_conn(urls[k % len(urls)], kind, inflight, pairs[k], t, res, coalesce) for k in range(n_conn)]
@@ -758,13 +762,18 @@ def main() -> None:
                             stats = ServerStats(proc) if kind == "spacetime" else None
                             s0 = stats.snapshot() if stats else None
                             fan = kind == "spacetime" and args.subscribers and (conns, inflight) == shapes[0]
+
+                            def ready(stats=stats) -> None:  # the subscriptions' initial scans are not per call
+                                nonlocal s0
+                                s0 = stats.snapshot() if stats else None
+
                             if client == "raw":
                                 res = asyncio.run(drive_raw(
                                     urls, kind, conns, inflight, args.seconds, args.warmup, z,
                                     subscribers=args.subscribers if fan else 0,
                                     watch_from=args.accounts - args.watch,
                                     probe=(args.accounts - 2, args.accounts - 1),
-                                    probe_every=args.probe_ms / 1e3, coalesce=args.coalesce))
+                                    probe_every=args.probe_ms / 1e3, coalesce=args.coalesce, on_ready=ready))
                             else:
                                 res = asyncio.run(drive_aiohttp(urls, kind, conns, inflight, args.seconds,
                                                                 args.warmup, z))

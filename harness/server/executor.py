@@ -198,10 +198,14 @@ class DatabaseExecutor:
         if early:
             wake.difference_update(early)
             wake_later(early)
-        for c in committers:
-            if c.sync_inline():
-                pending.discard(c)
-                self.inline_fsyncs += 1
+        _local.wake = wake  # what the fsync makes sendable joins this batch's one wake-up (``_on_durable``)
+        try:
+            for c in committers:
+                if c.sync_inline():
+                    pending.discard(c)
+                    self.inline_fsyncs += 1
+        finally:
+            _local.wake = None
         with self._cv:  # take the role back before the results go out (the client's next call needs it)
             kept = self._owner is None
             if kept:
@@ -277,7 +281,11 @@ class DatabaseExecutor:
             if ready:
                 self._durable_futs = [x for x in self._durable_futs if x[0] > offset]
         if conns:
-            wake_later(conns)
+            batch = pending_wakes()
+            if batch is not None:  # an inline fsync on the executor thread: woken after it takes the role back
+                batch.update(conns)
+            else:
+                wake_later(conns)
         for lp, f in ready:
             try:
                 lp.call_soon_threadsafe(_set_true, f)
