@@ -9,10 +9,11 @@ with ``submit`` (no waiting) and the executor thread runs it in order; whatever 
 (``call_soon_threadsafe``) for all the connections that got messages, instead of once per call.
 
 Durability (group commit): the executor also owns the database's list of connections waiting for the durable
-offset (``wait_for_durable``); the durability thread calls ``_on_durable`` after each fsync, which wakes them,
-again with one ``call_soon_threadsafe`` per batch.  A lone batch (nothing else queued before or after it) that
-committed is fsynced on the executor thread itself before the loop is woken (``_sync_lone``), without the
-durability thread; the executor role passes to a spare thread for the length of that fsync, so work that
+offset (``wait_for_durable``: a confirmed connection registers when a message is pushed before its offset is
+durable, instead of joining the batch's wake-up); the durability thread calls ``_on_durable`` after each fsync,
+which wakes them, again with one ``call_soon_threadsafe`` per batch.  A lone batch (nothing else queued before
+or after it) that committed is fsynced on the executor thread itself before the loop is woken (``_sync_lone``),
+without the durability thread; the executor role passes to a spare thread for the length of that fsync, so work that
 arrives meanwhile is not held by the disk.  See docs/durability.md for what is acknowledged when.
 """
 
