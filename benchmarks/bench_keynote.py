@@ -95,8 +95,9 @@ SPACETIME_SERVER = textwrap.dedent("""
         from harness.server.app import serve
     if sys.argv[5]:
         durability.MAX_DELAY_S = float(sys.argv[5]) / 1e3
-    import asyncio, os, time
+    import asyncio, collections, os, time
     committers = []
+    durable_s = []  # every transaction's time from its append (os.write) to its fsync's publication
     fsync_s = []  # duration of every commit barrier (fsync) since the last stats line
     lag_s = []  # how late the event loop ran a callback queued from another thread (every 5 ms)
     _init = durability.GroupCommitter.__init__
@@ -111,15 +112,27 @@ SPACETIME_SERVER = textwrap.dedent("""
             finally:
                 fsync_s.append(time.perf_counter() - t)
         self.commitlog.commit_barrier = timed
+        appended = collections.deque()  # (tx offset, when written), for append -> durable
+        append = self.commitlog.append
+        def timed_append(payload):
+            off = append(payload)
+            appended.append((off, time.perf_counter()))
+            return off
+        self.commitlog.append = timed_append
+        def on_durable(offset):
+            now = time.perf_counter()
+            while appended and appended[0][0] <= offset:
+                durable_s.append(now - appended.popleft()[1])
+        self.add_listener(on_durable)
     durability.GroupCommitter.__init__ = _register
     def stats():
         for _ in sys.stdin:
-            f, l = fsync_s[:], lag_s[:]
-            del fsync_s[:len(f)], lag_s[:len(l)]
+            f, l, d = fsync_s[:], lag_s[:], durable_s[:]
+            del fsync_s[:len(f)], lag_s[:len(l)], durable_s[:len(d)]
             print(json.dumps({"fsyncs": sum(c.batches for c in committers),
                               "inline": sum(getattr(c, "inline", 0) for c in committers),
                               "txs": sum(c.commitlog.next_offset for c in committers),
-                              "fsync_s": f, "lag_s": l,
+                              "fsync_s": f, "lag_s": l, "durable_s": d,
                               "threads": {t.native_id: t.name for t in threading.enumerate()}}), flush=True)
     threading.Thread(target=stats, daemon=True).start()
     def watch_loop(loop):
@@ -678,6 +691,9 @@ class ServerStats:
         parts = []  # where a confirmed result's time after its commit goes: the fsync, then the loop's queue
         if f:
             parts.append(f"fsync ms p50 {pct(f, 0.5):.2f} p99 {pct(f, 0.99):.2f} max {max(f) * 1e3:.1f}")
+        d = b.get("durable_s", [])
+        if d:
+            parts.append(f"append->durable ms p50 {pct(d, 0.5):.2f} p99 {pct(d, 0.99):.2f}")
         if lag:
             parts.append(f"server loop lag (sampled every 5 ms) ms p50 {pct(lag, 0.5):.2f} p99 {pct(lag, 0.99):.2f}"
                          f" max {max(lag) * 1e3:.1f}")
