@@ -23,7 +23,9 @@ encoding per call), kept to compare.  The report line gives the generator's own 
 
 Server-side figures per run: CPU per call of the event loop, the database executor and the durability threads
 (/proc per-thread times), fsyncs/s and transactions per fsync (read from the server's GroupCommitters), and the
-share of fsyncs a lone call's executor thread did itself (durability.py ``sync_inline``; 0% on older checkouts).
+share of fsyncs a lone call's executor thread did itself (durability.py ``sync_inline``; 0% on older checkouts),
+and the duration of each fsync (p50/p99/max).  The counters are read when the load starts, after the
+subscribers' initial queries (`SELECT ... WHERE id >= W` scans all accounts: the id index is a hash index).
 
 Fan-out (`--subscribers N`): N more connections each subscribe to `SELECT * FROM accounts WHERE id >= W`
 (the `--watch` highest account ids) while the load runs; the load draws its accounts below the two highest ids,
@@ -32,7 +34,9 @@ probe, account n-2 holds INITIAL - k, so each subscriber's update is matched to 
 commit-to-delivery: the subscriber's receive time minus the probe transaction's timestamp (taken by the server
 when the reducer starts, from the caller's ReducerResult; same machine clock), with confirmed reads (so it
 includes the wait for the fsync).  The load transfers that touch watched accounts are delivered too (load on
-the fan-out path) but not timed.
+the fan-out path) but not timed.  Also printed: how late the server's event loop runs a callback queued from
+another thread (sampled every 5 ms) and the load generator's own loop lag, since the subscribers' receive
+times are taken on that loop.
 """
 
 from __future__ import annotations
@@ -91,19 +95,64 @@ SPACETIME_SERVER = textwrap.dedent("""
         from harness.server.app import serve
     if sys.argv[5]:
         durability.MAX_DELAY_S = float(sys.argv[5]) / 1e3
+    import asyncio, collections, os, time
     committers = []
+    durable_s = []  # every transaction's time from its append (os.write) to its fsync's publication
+    fsync_s = []  # duration of every commit barrier (fsync) since the last stats line
+    lag_s = []  # how late the event loop ran a callback queued from another thread (every 5 ms)
     _init = durability.GroupCommitter.__init__
     def _register(self, *a, **k):
         _init(self, *a, **k)
         committers.append(self)
+        barrier = self.commitlog.commit_barrier
+        def timed():
+            t = time.perf_counter()
+            try:
+                return barrier()
+            finally:
+                fsync_s.append(time.perf_counter() - t)
+        self.commitlog.commit_barrier = timed
+        appended = collections.deque()  # (tx offset, when written), for append -> durable
+        append = self.commitlog.append
+        def timed_append(payload):
+            off = append(payload)
+            appended.append((off, time.perf_counter()))
+            return off
+        self.commitlog.append = timed_append
+        def on_durable(offset):
+            now = time.perf_counter()
+            while appended and appended[0][0] <= offset:
+                durable_s.append(now - appended.popleft()[1])
+        self.add_listener(on_durable)
     durability.GroupCommitter.__init__ = _register
     def stats():
         for _ in sys.stdin:
+            f, l, d = fsync_s[:], lag_s[:], durable_s[:]
+            del fsync_s[:len(f)], lag_s[:len(l)], durable_s[:len(d)]
             print(json.dumps({"fsyncs": sum(c.batches for c in committers),
                               "inline": sum(getattr(c, "inline", 0) for c in committers),
                               "txs": sum(c.commitlog.next_offset for c in committers),
+                              "fsync_s": f, "lag_s": l, "durable_s": d,
                               "threads": {t.native_id: t.name for t in threading.enumerate()}}), flush=True)
     threading.Thread(target=stats, daemon=True).start()
+    def watch_loop(loop):
+        while not loop.is_closed():
+            t = time.perf_counter()
+            try:
+                loop.call_soon_threadsafe(lambda t=t: lag_s.append(time.perf_counter() - t))
+            except RuntimeError:
+                return
+            time.sleep(0.005)
+    if sys.argv[6:] != ["split"] and os.environ.get("BENCH_LOOP_LAG"):  # (--subscribers: it costs the loop a bit)
+        from harness.server import app as _app
+        _create = _app.create_app
+        def create_app(*a, **k):
+            app = _create(*a, **k)
+            async def on_startup(app):
+                threading.Thread(target=watch_loop, args=(asyncio.get_running_loop(),), daemon=True).start()
+            app.on_startup.append(on_startup)
+            return app
+        _app.create_app = create_app
     serve(sys.argv[1], "127.0.0.1", int(sys.argv[2]), print_fn=None, durability=sys.argv[3])
 """)
 
@@ -214,6 +263,7 @@ class Result:
         self.client_cpu = 0.0  # CPU seconds of this (load generator) process during the run
         self.fanout: list[float] = []  # commit-to-subscriber-delivery latencies (--subscribers)
         self.probe_ack: list[float] = []  # commit-to-caller-reply latencies of the probes
+        self.client_lag: list[float] = []  # the load generator's own loop lag (oversleep of 5 ms sleeps)
 
 
 def spacetime_request(rid: int, a: int, b: int) -> bytes:
@@ -470,11 +520,23 @@ async def prober(url: str, src: int, dst: int, every: float, t: Timing, sent_ts:
         ws.close()
 
 
+async def loop_lag(t: Timing, out: list[float], every: float = 0.005) -> None:
+    """How late this process's loop wakes from `every`-second sleeps during the measurement: a subscriber's
+    receive time is taken on this loop, so its queueing is part of the fan-out figure."""
+    while time.perf_counter() < t.end:
+        t0 = time.perf_counter()
+        await asyncio.sleep(every)
+        if t0 >= t.measure:
+            out.append(time.perf_counter() - t0 - every)
+
+
 async def drive_raw(urls: list[str], kind: str, n_conn: int, inflight: int, seconds: float, warmup: float,
                     zipf: Zipf, subscribers: int = 0, watch_from: int = 0, probe: tuple[int, int] = (0, 0),
-                    probe_every: float = 0.01, coalesce: bool = False) -> Result:
+                    probe_every: float = 0.01, coalesce: bool = False,
+                    on_ready: Callable[[], None] | None = None) -> Result:
     """N connections x M calls in flight for `warmup + seconds` (plus the fan-out clients); counts and
-    latencies of the last `seconds`."""
+    latencies of the last `seconds`.  `on_ready` runs once the subscribers are subscribed, right before the
+    load starts (the server's CPU counters are read there: the subscriptions' initial evaluation is setup)."""
     res = Result()
     assert inflight < POOL
     pairs = [[zipf.pair() for _ in range(POOL)] for _ in range(n_conn)]
@@ -486,12 +548,15 @@ async def drive_raw(urls: list[str], kind: str, n_conn: int, inflight: int, seco
         ready, n_ready = asyncio.Event(), [0]
         subs = [await subscriber(urls[0], watch_from, probe[0], recv, ready, n_ready, subscribers)
                 for _ in range(subscribers)]
-        await asyncio.wait_for(ready.wait(), 60)
+        await asyncio.wait_for(ready.wait(), 120)
+    if on_ready is not None:
+        on_ready()
     cpu0 = time.process_time()
     t = Timing(seconds, warmup)
     jobs = [load_conn(urls[k % len(urls)], kind, inflight, pairs[k], t, res, coalesce) for k in range(n_conn)]
     if subscribers:
         jobs.append(prober(urls[0], probe[0], probe[1], probe_every, t, sent_ts, acks))
+        jobs.append(loop_lag(t, res.client_lag))
     await asyncio.gather(*jobs)
     res.client_cpu = time.process_time() - cpu0
     if subscribers:
@@ -574,7 +639,8 @@ def report(name: str, res: Result, seconds: float, warmup: float) -> float:
     if res.fanout:
         print(f"    fan-out commit->subscriber: p50 {pct(res.fanout, 0.5):.2f} ms  p99 {pct(res.fanout, 0.99):.2f} ms"
               f"  ({len(res.fanout)} deliveries; probe commit->caller p50 {pct(res.probe_ack, 0.5):.2f} ms"
-              f"  p99 {pct(res.probe_ack, 0.99):.2f} ms)", flush=True)
+              f"  p99 {pct(res.probe_ack, 0.99):.2f} ms; load generator loop lag p50 {pct(res.client_lag, 0.5):.2f}"
+              f" p99 {pct(res.client_lag, 0.99):.2f} ms)", flush=True)
     return tps
 
 
@@ -621,6 +687,18 @@ class ServerStats:
         print(f"    server CPU us/call: {per};  {fsyncs / dt:.0f} fsyncs/s, "
               f"{txs / max(fsyncs, 1):.1f} tx/fsync"
               f" ({inline / max(fsyncs, 1):.0%} on the executor thread)", flush=True)
+        f, lag = b.get("fsync_s", []), b.get("lag_s", [])
+        parts = []  # where a confirmed result's time after its commit goes: the fsync, then the loop's queue
+        if f:
+            parts.append(f"fsync ms p50 {pct(f, 0.5):.2f} p99 {pct(f, 0.99):.2f} max {max(f) * 1e3:.1f}")
+        d = b.get("durable_s", [])
+        if d:
+            parts.append(f"append->durable ms p50 {pct(d, 0.5):.2f} p99 {pct(d, 0.99):.2f}")
+        if lag:
+            parts.append(f"server loop lag (sampled every 5 ms) ms p50 {pct(lag, 0.5):.2f} p99 {pct(lag, 0.99):.2f}"
+                         f" max {max(lag) * 1e3:.1f}")
+        if parts:
+            print("    " + ";  ".join(parts), flush=True)
 
 
 def process_cpu(pid: int) -> float:
@@ -650,11 +728,11 @@ def setup_spacetime(data: Path, accounts: int, wasm: bytes, names: list[str]) ->
 
 
 def start_spacetime(data: Path, port: int, durability: str, root: Path, delay_ms: str,
-                    split: bool = False) -> subprocess.Popen:
+                    split: bool = False, loop_lag: bool = False) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-c", SPACETIME_SERVER, str(data), str(port), durability,
                              str(root), delay_ms] + (["split"] if split else []),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                            cwd=root)
+                            cwd=root, env={**os.environ, "BENCH_LOOP_LAG": "1" if loop_lag else ""})
     wait_listening(port, proc)
     return proc
 
@@ -716,14 +794,15 @@ def main() -> None:
         if args.compare_root:
             shutil.copytree(tmp / "data", tmp / "data-compare")
         servers: list[tuple[str, subprocess.Popen, list[str]]] = []  # (label, process, urls)
-        st_proc = start_spacetime(tmp / "data", st_port, args.durability, ROOT, args.commit_delay)
+        lag = bool(args.subscribers)  # sample the server loop's lag (fan-out runs only)
+        st_proc = start_spacetime(tmp / "data", st_port, args.durability, ROOT, args.commit_delay, loop_lag=lag)
         procs.append(st_proc)
         delay = f", delay {args.commit_delay} ms" if args.commit_delay else ""
         servers.append((f"spacetime-py ({args.durability}{delay})", st_proc,
                         [f"ws://127.0.0.1:{st_port}/v1/database/{n}/subscribe?compression=None" for n in names]))
         if args.compare_root:
             cmp_proc = start_spacetime(tmp / "data-compare", cmp_port, args.compare_durability,
-                                       args.compare_root.resolve(), args.compare_commit_delay)
+                                       args.compare_root.resolve(), args.compare_commit_delay, loop_lag=lag)
             procs.append(cmp_proc)
             delay = f", delay {args.compare_commit_delay} ms" if args.compare_commit_delay else ""
             servers.append((f"{args.compare_root.name} ({args.compare_durability}{delay})", cmp_proc,
@@ -758,13 +837,18 @@ def main() -> None:
                             stats = ServerStats(proc) if kind == "spacetime" else None
                             s0 = stats.snapshot() if stats else None
                             fan = kind == "spacetime" and args.subscribers and (conns, inflight) == shapes[0]
+
+                            def ready(stats=stats) -> None:  # the subscriptions' initial scans are not per call
+                                nonlocal s0
+                                s0 = stats.snapshot() if stats else None
+
                             if client == "raw":
                                 res = asyncio.run(drive_raw(
                                     urls, kind, conns, inflight, args.seconds, args.warmup, z,
                                     subscribers=args.subscribers if fan else 0,
                                     watch_from=args.accounts - args.watch,
                                     probe=(args.accounts - 2, args.accounts - 1),
-                                    probe_every=args.probe_ms / 1e3, coalesce=args.coalesce))
+                                    probe_every=args.probe_ms / 1e3, coalesce=args.coalesce, on_ready=ready))
                             else:
                                 res = asyncio.run(drive_aiohttp(urls, kind, conns, inflight, args.seconds,
                                                                 args.warmup, z))

@@ -106,6 +106,8 @@ class WorkerConnection(Connection):
     at the end of each executor batch.  The durability gate is the gateway's: the durability thread only sends
     one DURABLE record per fsync (``Worker._db_key``), instead of waking every connection."""
 
+    holds_until_durable = False  # records carry their offset; the gateway holds them
+
     def __init__(self, cid: int, sender: _Sender, identity: Identity, connection_id: ConnectionId, token: str,
                  v3: bool, db: Any, confirmed: bool) -> None:
         ex = executor_for(db)

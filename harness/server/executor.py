@@ -9,10 +9,11 @@ with ``submit`` (no waiting) and the executor thread runs it in order; whatever 
 (``call_soon_threadsafe``) for all the connections that got messages, instead of once per call.
 
 Durability (group commit): the executor also owns the database's list of connections waiting for the durable
-offset (``wait_for_durable``); the durability thread calls ``_on_durable`` after each fsync, which wakes them,
-again with one ``call_soon_threadsafe`` per batch.  A lone batch (nothing else queued before or after it) that
-committed is fsynced on the executor thread itself before the loop is woken (``_sync_lone``), without the
-durability thread; the executor role passes to a spare thread for the length of that fsync, so work that
+offset (``wait_for_durable``: a confirmed connection registers when a message is pushed before its offset is
+durable, instead of joining the batch's wake-up); the durability thread calls ``_on_durable`` after each fsync,
+which wakes them, again with one ``call_soon_threadsafe`` per batch.  A lone batch (nothing else queued before
+or after it) that committed is fsynced on the executor thread itself before the loop is woken (``_sync_lone``),
+without the durability thread; the executor role passes to a spare thread for the length of that fsync, so work that
 arrives meanwhile is not held by the disk.  See docs/durability.md for what is acknowledged when.
 """
 
@@ -198,10 +199,14 @@ class DatabaseExecutor:
         if early:
             wake.difference_update(early)
             wake_later(early)
-        for c in committers:
-            if c.sync_inline():
-                pending.discard(c)
-                self.inline_fsyncs += 1
+        _local.wake = wake  # what the fsync makes sendable joins this batch's one wake-up (``_on_durable``)
+        try:
+            for c in committers:
+                if c.sync_inline():
+                    pending.discard(c)
+                    self.inline_fsyncs += 1
+        finally:
+            _local.wake = None
         with self._cv:  # take the role back before the results go out (the client's next call needs it)
             kept = self._owner is None
             if kept:
@@ -277,7 +282,11 @@ class DatabaseExecutor:
             if ready:
                 self._durable_futs = [x for x in self._durable_futs if x[0] > offset]
         if conns:
-            wake_later(conns)
+            batch = pending_wakes()
+            if batch is not None:  # an inline fsync on the executor thread: woken after it takes the role back
+                batch.update(conns)
+            else:
+                wake_later(conns)
         for lp, f in ready:
             try:
                 lp.call_soon_threadsafe(_set_true, f)

@@ -132,6 +132,7 @@ class SubscriptionManager:
         cache_cls, _compile = _sql_layer()
         self._cache = cache_cls(db) if cache_cls is not None else None  # shares one plan per distinct query
         self.evaluations = 0  # plan.delta calls, for tests and benchmarks
+        self._groups: dict[tuple, list] | None = None  # _signatures(); None: to be rebuilt
         self.closed = False
 
     # ------------------------------------------------------------------ commit hook (adapter)
@@ -151,6 +152,7 @@ class SubscriptionManager:
             if not out.committed:
                 return out.error or "client_connected failed"
             self.clients[id(client)] = _ClientState(client)
+            self._regroup()
             client.push(encode_server(InitialConnection(client.identity, client.connection_id, client.token)))
             return None
 
@@ -160,6 +162,7 @@ class SubscriptionManager:
             st = self.clients.pop(id(client), None)
             if st is None:
                 return
+            self._regroup()
             for qs in st.sets.values():
                 self._release(qs)
             try:
@@ -247,6 +250,7 @@ class SubscriptionManager:
                 client.push(encode_server(SubscriptionError(request_id, query_set_id, text)))
                 return
             st.sets[query_set_id] = _QuerySet(query_set_id, entries)
+            self._regroup()
             client.push(encode_server(SubscribeApplied(request_id, query_set_id, QueryRows(tables))))
 
     def unsubscribe(self, client, request_id: int, query_set_id: int, send_dropped_rows: bool) -> None:
@@ -272,6 +276,7 @@ class SubscriptionManager:
                     client.push(encode_server(SubscriptionError(request_id, query_set_id, _error_text(e))))
             del st.sets[query_set_id]
             self._release(qs)
+            self._regroup()
             client.push(encode_server(UnsubscribeApplied(request_id, query_set_id, rows)))
 
     def one_off_query(self, client, request_id: int, sql: str) -> None:
@@ -414,27 +419,47 @@ class SubscriptionManager:
                         PersistentTableRows(row_list(list(ins)), row_list(list(dels))))
         if not failed and all(v is None for v in results.values()):
             return None  # nothing for anyone: skip the walk over every client (most commits under a load)
+        if failed:
+            for st in list(self.clients.values()):
+                self._drop_failed(st, failed)
         bodies: dict[tuple, bytes] = {}
         caller_update = None
-        for st in list(self.clients.values()):
-            if failed:
-                self._drop_failed(st, failed)
+        for sig, members in self._signatures().items():
             shape = []
-            for qsid, qs in st.sets.items():
-                hit = tuple(k for k in map(_plan_key, (e.plan for e in qs.plans)) if results.get(k) is not None)
+            for qsid, keys in sig:
+                hit = tuple(k for k in keys if results.get(k) is not None)
                 if hit:
                     shape.append((qsid, hit))
             if not shape:
                 continue
             key = tuple(shape)
-            if st.client is caller:
-                caller_update = self._update(key, results)
-                continue
             body = bodies.get(key)
-            if body is None:
-                body = bodies[key] = encode_server(self._update(key, results))
-            st.client.push(body)
+            for client in members:
+                if client is caller:
+                    caller_update = self._update(key, results)
+                    continue
+                if body is None:
+                    body = bodies[key] = encode_server(self._update(key, results))
+                client.push(body)
         return caller_update
+
+    def _signatures(self) -> dict[tuple, list]:
+        """Clients grouped by what they subscribed to (their query set ids and plans, in order): a commit's update
+        is worked out once per group, not once per client (100 clients of one query are one group).  Rebuilt
+        after a change to any client's query sets (``_regroup``); clients without query sets are left out."""
+        groups = self._groups
+        if groups is None:
+            groups = {}
+            for st in self.clients.values():
+                if st.sets:
+                    sig = tuple((qsid, tuple(_plan_key(e.plan) for e in qs.plans)) for qsid, qs in st.sets.items())
+                    groups.setdefault(sig, []).append(st.client)
+            self._groups = groups
+        return groups
+
+    def _regroup(self) -> None:
+        """(lock held) A client or query set came or went: regroup before the next fan-out."""
+        self._groups = None
 
     def _update(self, shape, results) -> TransactionUpdate:
         sets = []
@@ -456,6 +481,7 @@ class SubscriptionManager:
                 st.client.push(encode_server(SubscriptionError(None, qsid, err)))
                 del st.sets[qsid]
                 self._release(qs)
+                self._regroup()
 
     def _state(self, client) -> _ClientState:
         st = self.clients.get(id(client))
