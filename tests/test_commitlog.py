@@ -113,6 +113,7 @@ def test_io_error_fails_the_log_until_reopen(tmp_path: Path, monkeypatch: pytest
         raise OSError(5, "EIO")
 
     monkeypatch.setattr(os, "fsync", broken_fsync)
+    monkeypatch.setattr(os, "fdatasync", broken_fsync)  # what the log uses for records (segment.datasync)
     with pytest.raises(CommitLogError, match="I/O failed"):
         log.append(b"maybe")
     with pytest.raises(CommitLogError, match="failed earlier"):
@@ -121,6 +122,71 @@ def test_io_error_fails_the_log_until_reopen(tmp_path: Path, monkeypatch: pytest
     log.close()
     with CommitLog(tmp_path, durability="every") as log2:
         assert [p for _, p in log2.replay()] == [b"ok", b"maybe"]  # written, only its fsync failed
+
+
+# ---------------------------------------------------------------- the zero-filled tail of a fsyncing log
+
+
+def frames_end(path: Path) -> int:
+    """Byte position after the last record (record_starts stops at the first zero length)."""
+    data = path.read_bytes()
+    pos = HEADER_SIZE
+    while pos + FRAME_SIZE <= len(data) and int.from_bytes(data[pos : pos + 16], "little"):
+        pos += FRAME_SIZE + int.from_bytes(data[pos : pos + 4], "little")
+    return pos
+
+
+def test_fsyncing_log_writes_records_into_a_zero_tail_and_a_crash_loses_nothing(tmp_path: Path) -> None:
+    src, crashed = tmp_path / "src", tmp_path / "crashed"
+    log = CommitLog(src, durability="group")
+    for i in range(50):
+        log.append(payload(i))
+    log.commit_barrier()
+    seg = seg_path(src)
+    end = frames_end(seg)
+    data = seg.read_bytes()
+    assert len(data) >= end + (1 << 20) - 4096 and not any(data[end:])  # zeros ahead of the last record
+    shutil.copytree(src, crashed)  # the files as a killed process leaves them (never closed)
+    log.close()
+    assert seg.stat().st_size == end  # a clean close cuts the tail off
+    with CommitLog(crashed, durability="group") as log2:
+        assert log2.recovery_warnings == []  # the tail is where the log ends, not damage
+        assert list(log2.replay()) == [(i, payload(i)) for i in range(50)]
+        assert log2.append(b"after") == 50
+        log2.commit_barrier()
+    assert all_records(crashed) == [(i, payload(i)) for i in range(50)] + [(50, b"after")]
+    assert seg_path(crashed).stat().st_size == frames_end(seg_path(crashed))
+
+
+def test_torn_record_in_the_zero_tail_is_still_a_torn_tail(tmp_path: Path) -> None:
+    log = CommitLog(tmp_path, durability="every")
+    for i in range(3):
+        log.append(payload(i))
+    seg = seg_path(tmp_path)
+    end = frames_end(seg)
+    with open(seg, "r+b") as f:  # half a frame header, as a write cut short by a crash leaves it
+        f.seek(end)
+        f.write(b"\x07\x00\x00\x00\x99\x88")
+    shutil.copytree(tmp_path / "commitlog", tmp_path / "copy" / "commitlog")
+    log.close()
+    with CommitLog(tmp_path / "copy", durability="every") as log2:
+        assert "torn tail" in log2.recovery_warnings[0]
+        assert log2.next_offset == 3
+    assert seg_path(tmp_path / "copy").stat().st_size == end
+
+
+def test_sealed_segments_have_no_zero_tail_and_none_durability_writes_none(tmp_path: Path) -> None:
+    with CommitLog(tmp_path / "g", durability="group", max_segment_size=1024) as log:
+        for i in range(60):
+            log.append(payload(i))
+        sealed = segments(tmp_path / "g")[:-1]
+        assert len(sealed) >= 2 and all(p.stat().st_size == frames_end(p) for p in sealed)
+        active = segments(tmp_path / "g")[-1]
+        assert frames_end(active) < active.stat().st_size == 1024  # zeros up to the segment size, no further
+    with CommitLog(tmp_path / "n", durability="none") as log:
+        for i in range(20):
+            log.append(payload(i))
+        assert seg_path(tmp_path / "n").stat().st_size == frames_end(seg_path(tmp_path / "n"))
 
 
 # ---------------------------------------------------------------- torn tails

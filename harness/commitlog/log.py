@@ -26,10 +26,14 @@ Segments roll over when the next frame would push the active one past ``max_segm
 larger record gets a segment of its own). On rollover the old segment is fsynced and the new file and its
 directory entry are fsynced (unless ``"none"``), so a barrier only ever needs to fsync the active segment.
 
-Recovery (``open``) validates every record (checksum, consecutive offsets, contiguous segments). At the
-first bad byte it looks for any valid record after it: if there is none the damage is a torn tail (usually
-a write cut short by a crash; it cannot tell whether the lost records were acknowledged, and the warning
-says so) and it is truncated away with a warning
+Unless ``"none"``, the active segment's file runs ahead of its last record with zeros (segment.py,
+"Zero-filled tail"), so that an fsync flushes the records without committing a new file length.
+
+Recovery (``open``) validates every record (checksum, consecutive offsets, contiguous segments). Zeros from
+the last record of the last segment to its end are that tail: the log ends there, nothing is lost and
+nothing is reported. At any other first bad byte it looks for any valid record after it: if there is none
+the damage is a torn tail (usually a write cut short by a crash; it cannot tell whether the lost records
+were acknowledged, and the warning says so) and it is truncated away with a warning
 (``recovery_warnings`` and the ``logging`` module); if valid records follow, the damage is in the middle
 of acknowledged data and ``CommitLogCorrupted`` (file, byte offset) is raised instead of dropping data.
 Caveat: after a power loss, a filesystem may persist later pages of an unfsynced batch but not earlier
@@ -54,7 +58,9 @@ from .errors import CommitLogCorrupted, CommitLogError
 from .segment import (
     FRAME_SIZE,
     HEADER_SIZE,
+    ScanResult,
     SegmentWriter,
+    datasync,
     encode_frame,
     encode_header,
     find_valid_frame,
@@ -63,6 +69,7 @@ from .segment import (
     iter_valid_records,
     parse_segment_name,
     scan_records,
+    zero_tail,
 )
 from .snapshot import SnapshotStore
 
@@ -103,6 +110,7 @@ class CommitLog:
         self.max_segment_size = max_segment_size
         self.recovery_warnings: list[str] = []
         self._durable_io = durability != "none"
+        self._prewrite = max_segment_size if self._durable_io else 0  # zero-filled tail (segment.py) up to this
         self._lock = threading.Lock()  # writer state: active segment, offsets, sealed list
         self._sync_lock = threading.Lock()  # one barrier at a time
         self._failed: BaseException | None = None
@@ -153,7 +161,7 @@ class CommitLog:
     def _recover(self) -> None:
         segs = self._list_segments()
         if not segs:
-            self._active = SegmentWriter.create(self.log_dir, 0, durable=self._durable_io)
+            self._active = SegmentWriter.create(self.log_dir, 0, durable=self._durable_io, prewrite=self._prewrite)
             return
         expected = segs[0][0]
         for i, (base, path) in enumerate(segs):
@@ -167,19 +175,21 @@ class CommitLog:
                     # Created by a rollover that crashed before its header reached the disk: holds nothing.
                     self._warn(f"{path}: empty or zeroed new segment ({problem}); rewriting its header")
                     self._rewrite_empty(path, base)
-                    self._active = SegmentWriter(path, base, HEADER_SIZE, 0)
+                    self._active = SegmentWriter(path, base, HEADER_SIZE, 0, prewrite=self._prewrite)
                     break
                 self._handle_damage(segs, i, data, 0, problem, base)
                 # Only returns for a tail: the segment now holds a fresh header and nothing else.
-                self._active = SegmentWriter(path, base, HEADER_SIZE, 0)
+                self._active = SegmentWriter(path, base, HEADER_SIZE, 0, prewrite=self._prewrite)
                 break
             scan = scan_records(data, HEADER_SIZE, base)
+            if scan.problem is not None and is_last and zero_tail(data, scan.end):
+                scan = ScanResult(scan.end, scan.count, scan.next_offset, None)  # the pre-written tail
             if scan.problem is not None:
                 self._handle_damage(segs, i, data, scan.end, scan.problem, scan.next_offset)
-                self._active = SegmentWriter(path, base, scan.end, scan.count)
+                self._active = SegmentWriter(path, base, scan.end, scan.count, prewrite=self._prewrite)
                 break
             if is_last:
-                self._active = SegmentWriter(path, base, scan.end, scan.count)
+                self._active = SegmentWriter(path, base, scan.end, scan.count, prewrite=self._prewrite)
             else:
                 self._sealed.append((base, path))
             expected = scan.next_offset
@@ -276,7 +286,7 @@ class CommitLog:
                 seg.count += 1
                 self._next_offset = offset + 1
                 if self.durability == "every":
-                    seg.fsync()
+                    seg.datasync()
                     self._durable_offset = offset
             except OSError as exc:
                 raise self._fail(exc) from exc
@@ -308,7 +318,7 @@ class CommitLog:
                     seg.count += len(pending)
                     self._next_offset += len(pending)
                 if self._durable_io and frames:
-                    seg.fsync()
+                    seg.datasync()
                     self._durable_offset = max(self._durable_offset, self._next_offset - 1)
             except OSError as exc:
                 raise self._fail(exc) from exc
@@ -317,11 +327,12 @@ class CommitLog:
     def _roll(self, base: int) -> SegmentWriter:
         """Seal the active segment (fsync unless "none") and start a new one at tx ``base``."""
         old = self._active
+        old.trim()
         if self._durable_io:
             old.fsync()
         old.close()
         self._sealed.append((old.base, old.path))
-        self._active = SegmentWriter.create(self.log_dir, base, durable=self._durable_io)
+        self._active = SegmentWriter.create(self.log_dir, base, durable=self._durable_io, prewrite=self._prewrite)
         return self._active
 
     def commit_barrier(self) -> int:
@@ -341,7 +352,7 @@ class CommitLog:
                 # Records up to target are in the active segment or in sealed ones (fsynced when sealed).
                 fd = os.dup(self._active.fd)
             try:
-                os.fsync(fd)
+                datasync(fd)  # the records and, when it grew, the file length (segment.py, "Zero-filled tail")
             except OSError as exc:
                 with self._lock:
                     raise self._fail(exc) from exc
@@ -475,6 +486,8 @@ class CommitLog:
                 return
             self._closed = True
             try:
+                if self._failed is None:
+                    self._active.trim()
                 if self._durable_io and self._failed is None:
                     self._active.fsync()
                     self._durable_offset = self._next_offset - 1

@@ -11,6 +11,13 @@ digits so that names sort like numbers). Layout, all integers little-endian::
 length and offset, not only the payload, means that a zero-filled region (what a power loss typically
 leaves after the last fsync) never parses as a valid empty record, and a flipped bit in any field is caught.
 
+Zero-filled tail.  When the log fsyncs (``prewrite``), the active segment's file runs up to ``PREWRITE_BYTES``
+past its last record, that region written with zeros once, and records overwrite it in place.  The fsync of
+a record then only flushes data pages: appending to the end of a file also changes its size and allocates
+blocks, metadata that each fsync must commit to the filesystem journal (~30 µs more per fsync on this
+project's ext4 VM disk, a quarter of the fsync).  A sealed segment, or one closed cleanly, is cut back to
+its last record; the zeros after the last record of the active one are what recovery expects to find there.
+
 This module only frames and scans bytes; policy (what to fsync, what corruption to tolerate) is in log.py.
 """
 
@@ -36,6 +43,7 @@ FRAME = struct.Struct("<IIQ")
 FRAME_SIZE = FRAME.size  # 16
 _CRC_PREFIX = struct.Struct("<IQ")
 MAX_PAYLOAD = 0xFFFFFFFF
+PREWRITE_BYTES = 1 << 20  # zeros written ahead of the active segment's last record (when fsyncing)
 
 _NAME_RE = re.compile(r"^(\d{20})\.log$")
 
@@ -171,16 +179,17 @@ def fsync_dir(path: Path) -> None:
 class SegmentWriter:
     """The single open (active) segment. Not thread-safe by itself: CommitLog holds its lock around it."""
 
-    def __init__(self, path: Path, base: int, size: int, count: int) -> None:
+    def __init__(self, path: Path, base: int, size: int, count: int, *, prewrite: int = 0) -> None:
         self.path = path
         self.base = base
-        self.size = size  # bytes of valid data; the file is kept exactly this long
+        self.size = size  # bytes of valid data; records are written at this position
         self.count = count  # records in this segment
-        # O_APPEND: after a failed write we ftruncate back and the next write lands at the new end.
-        self.fd: int = os.open(path, os.O_WRONLY | os.O_APPEND)
+        self.prewrite = prewrite  # >0: zeros ahead of `size`, up to this file length (see the module docstring)
+        self.fd: int = os.open(path, os.O_WRONLY)
+        self.allocated = os.fstat(self.fd).st_size  # the file's length: valid data, then zeros
 
     @classmethod
-    def create(cls, directory: Path, base: int, *, durable: bool) -> SegmentWriter:
+    def create(cls, directory: Path, base: int, *, durable: bool, prewrite: int = 0) -> SegmentWriter:
         path = directory / segment_name(base)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
@@ -191,20 +200,40 @@ class SegmentWriter:
             os.close(fd)
         if durable:
             fsync_dir(directory)  # the new name must survive, or the records in it are unreachable
-        return cls(path, base, HEADER_SIZE, 0)
+        return cls(path, base, HEADER_SIZE, 0, prewrite=prewrite)
 
     def write(self, data: bytes) -> None:
-        """Write all of ``data``; on error cut the file back so no partial frame stays behind."""
+        """Write all of ``data`` after the last record; on error cut the file back so no partial frame stays
+        behind."""
+        end = self.size + len(data)
         try:
-            _write_all(self.fd, data)
+            if self.prewrite and end > self.allocated:
+                to = min(end + PREWRITE_BYTES, max(self.prewrite, end))
+                if to > end:
+                    _pwrite_all(self.fd, bytes(to - self.allocated), self.allocated)
+                    self.allocated = to
+            _pwrite_all(self.fd, data, self.size)
         except OSError:
             with contextlib.suppress(OSError):
                 os.ftruncate(self.fd, self.size)
+                self.allocated = self.size
             raise
-        self.size += len(data)
+        self.size = end
+        if end > self.allocated:
+            self.allocated = end
+
+    def trim(self) -> None:
+        """Cut the zero-filled tail off (sealing or closing the segment): the file ends at its last record."""
+        if self.allocated > self.size:
+            os.ftruncate(self.fd, self.size)
+            self.allocated = self.size
 
     def fsync(self) -> None:
         os.fsync(self.fd)
+
+    def datasync(self) -> None:
+        """Flush the records (and the file length when it changed), not the timestamps."""
+        datasync(self.fd)
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -217,3 +246,22 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def _pwrite_all(fd: int, data: bytes, pos: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, pos)
+        view = view[written:]
+        pos += written
+
+
+def datasync(fd: int) -> None:
+    """fdatasync (fsync where there is none, as on macOS): the data and the file length, not the timestamps."""
+    getattr(os, "fdatasync", os.fsync)(fd)
+
+
+def zero_tail(buf: bytes, pos: int) -> bool:
+    """True when everything from ``pos`` to the end of ``buf`` is zero: the active segment's pre-written tail,
+    which is where the log ends, not damage."""
+    return buf.count(0, pos) == len(buf) - pos
