@@ -90,6 +90,34 @@ class timer:
 
 # ---- tracebacks, formatted by hand (the traceback module costs ~1.6 MB per module) ----
 
+# The user's own source files (origin -> bytes), stored by the build (boot.py) so that tracebacks show the
+# line that failed, on any server: a module has no files to read at run time.
+_SOURCES = {}
+_LINES = {}
+
+
+def set_sources(blob):
+    """(build time) Keep the user's files from the build host's `?sources` answer."""
+    pos = 0
+    while pos < len(blob):
+        a = blob.index(b'\0', pos)
+        b = blob.index(b'\0', a + 1)
+        end = b + 1 + int(blob[a + 1:b])
+        _SOURCES[blob[pos:a].decode()] = blob[b + 1:end]
+        pos = end
+
+
+def source_line(filename, lineno):
+    """Line `lineno` of a user file, stripped ('' when unknown)."""
+    lines = _LINES.get(filename)
+    if lines is None:
+        src = _SOURCES.get(filename)
+        if src is None:
+            return ''
+        lines = _LINES[filename] = src.decode('utf-8', 'replace').splitlines()
+    return lines[lineno - 1].strip() if lineno and 0 < lineno <= len(lines) else ''
+
+
 def format_exception(exc):
     """`Traceback (most recent call last): ... Type: message`, following __cause__/__context__."""
     parts = []
@@ -153,6 +181,9 @@ def _format_one(e):
         inside = 0
         if n < 64:
             lines.append(f'  File "{filename}", line {lineno}, in {name}\n')
+            text = source_line(filename, lineno)
+            if text:
+                lines.append(f'    {text}\n')
         n += 1
     if n > 64:
         lines.append(f'  ... {n - 64} more frames\n')

@@ -312,8 +312,10 @@ def test_a_traceback_counts_sdk_frames_between_the_users_frames_too(tmp_path):
     lines = text.splitlines()
     assert lines[1:] == ['Traceback (most recent call last):',
                          '  File "mod.py", line 10, in big',
+                         '    return ctx.from_.order.where(lambda o: o.amout > 100)',
                          '  (2 frames inside module_sdk)',
                          '  File "mod.py", line 10, in <lambda>',
+                         '    return ctx.from_.order.where(lambda o: o.amout > 100)',
                          '  (1 frame inside module_sdk)',
                          "AttributeError: table `order` has no column 'amout' (columns: id, amount)"], text
 

@@ -9,6 +9,7 @@
 # Build-host protocol (queries are bytes, answers are bytes):
 #   b"?config"            -> b"main=<name>\n"
 #   b"?eager"             -> b"<name>,<name>" modules user code imports inside functions, not yet served
+#   b"?sources"           -> (origin \0 length \0 source)* of the user files served, for traceback lines
 #   b"find:<name>"        -> b"" (not found) | tag + origin + b"\0" + payload
 #                            tag: M/P = source of a module/package, m/p = marshalled code object;
 #                            origins not starting with "<", "module_sdk/" or "spacetime_core/" are user code
@@ -136,6 +137,9 @@ def main():
                     if e.name != name:  # an optional import that is really missing stays a runtime matter
                         raise
         from module_sdk import _dispatch as d
+        from module_sdk import log as _log
+
+        _log.set_sources(_ask(b"?sources"))
     except BaseException as e:  # noqa: BLE001 - every failure must reach the build host, not trap
         _report(e)
         return None

@@ -116,6 +116,13 @@ class _BuildHost:
         if query == b"?config":
             stats = os.environ.get("SPACETIME_PY_BUILD_STATS") == "1"
             return f"main={self.project.main}\nstats={int(stats)}\n".encode()
+        if query == b"?sources":  # the user's own files, for the source lines of tracebacks (module_sdk/log.py)
+            parts: list[bytes] = []
+            for found in self.served.values():
+                if found.user:
+                    src = found.source()
+                    parts += [found.origin.encode(), b"\0", str(len(src)).encode(), b"\0", src]
+            return b"".join(parts)
         if query == b"?eager":
             names = [n for n in self.lazy if n not in self.lazy_sent and n not in self.served]
             self.lazy_sent.update(names)
