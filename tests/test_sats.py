@@ -537,6 +537,14 @@ def test_schedule_at():
             assert v == Timestamp(5)
     with pytest.raises(ValueError):
         ScheduleAt('Never', 1)
+    # a timedelta says its unit; a bare int is microseconds (upstream's TS SDK), a float is refused
+    from datetime import timedelta
+    assert ScheduleAt.interval(timedelta(minutes=1, microseconds=5)).value == TimeDuration(60_000_005)
+    assert TimeDuration(timedelta(days=-1)) == TimeDuration.from_seconds(-86_400)
+    assert Timestamp(5) + timedelta(milliseconds=1) == Timestamp(1005) == timedelta(milliseconds=1) + Timestamp(5)
+    assert Timestamp(1005) - timedelta(milliseconds=1) == Timestamp(5)
+    with pytest.raises(TypeError, match="int number of microseconds"):
+        ScheduleAt.interval(1.5)
 
 
 def test_some_ok_err_sumvalue_values():

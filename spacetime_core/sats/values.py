@@ -33,6 +33,16 @@ def _check_i64(v, what):
     return v
 
 
+def _span_micros(v, what):
+    """Microseconds of a TimeDuration, a `datetime.timedelta` (duck-typed: the module need not import
+    datetime) or an int number of microseconds."""
+    if v.__class__ is TimeDuration:
+        return v._tdm
+    if hasattr(v, 'total_seconds') and hasattr(v, 'microseconds'):
+        return _check_i64((v.days * 86_400 + v.seconds) * 1_000_000 + v.microseconds, what)
+    return _check_i64(v, what)
+
+
 def _parse_hex(s, nbytes, what):
     if not isinstance(s, str):
         raise TypeError(f'{what}.from_hex expects str, got {s!r}')
@@ -407,6 +417,8 @@ class Timestamp:
     def __add__(self, other):
         if other.__class__ is TimeDuration:
             return Timestamp(self._tsm + other._tdm)
+        if hasattr(other, 'total_seconds'):  # datetime.timedelta
+            return Timestamp(self._tsm + _span_micros(other, 'Timestamp + timedelta'))
         return NotImplemented
 
     __radd__ = __add__
@@ -414,6 +426,8 @@ class Timestamp:
     def __sub__(self, other):
         if other.__class__ is TimeDuration:
             return Timestamp(self._tsm - other._tdm)
+        if hasattr(other, 'total_seconds'):
+            return Timestamp(self._tsm - _span_micros(other, 'Timestamp - timedelta'))
         if other.__class__ is Timestamp:
             return TimeDuration(self._tsm - other._tsm)
         return NotImplemented
@@ -496,7 +510,8 @@ class TimeDuration:
     __sats_type__ = TIME_DURATION
 
     def __init__(self, micros=0):
-        object.__setattr__(self, '_tdm', _check_i64(micros, 'TimeDuration'))
+        """``micros``: an int number of microseconds, or a ``datetime.timedelta``."""
+        object.__setattr__(self, '_tdm', _span_micros(micros, 'TimeDuration'))
 
     @property
     def micros(self):
@@ -1004,7 +1019,7 @@ class ScheduleAt:
 
     def __init__(self, tag, value):
         if tag in (0, 'Interval', 'interval'):
-            m = value._tdm if value.__class__ is TimeDuration else _check_i64(value, 'ScheduleAt interval')
+            m = _span_micros(value, 'ScheduleAt interval')
             i = 0
         elif tag in (1, 'Time', 'time'):
             m = value._tsm if value.__class__ is Timestamp else _check_i64(value, 'ScheduleAt time')
@@ -1016,7 +1031,9 @@ class ScheduleAt:
 
     @classmethod
     def interval(cls, duration):
-        """Repeat every ``duration`` (TimeDuration or int microseconds)."""
+        """Repeat every ``duration``: a TimeDuration, a ``datetime.timedelta``, or an int number of
+        MICROseconds (as upstream's TypeScript SDK): ``interval(60)`` repeats every 60 µs; say
+        ``TimeDuration.from_seconds(60)`` or ``timedelta(seconds=60)`` for a minute."""
         return cls(0, duration)
 
     @classmethod
