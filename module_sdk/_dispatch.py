@@ -12,7 +12,7 @@ traps when `call_procedure` returns a str instead of the BSATN result.
 import struct
 import sys
 
-from spacetime_core.sats.values import Err, Some, _mk_connection_id, _mk_identity, _mk_timestamp
+from spacetime_core.sats.values import Err, Some, Timestamp, _mk_connection_id, _mk_identity, _mk_timestamp, _set_tsm
 
 from . import _abi
 from . import log as _log
@@ -23,6 +23,8 @@ from .errors import SenderError
 _U32 = struct.Struct('<I').pack
 _VERSIONS = ('HTTP/0.9', 'HTTP/1.0', 'HTTP/1.1', 'HTTP/2', 'HTTP/3')
 _Z16 = bytes(16)
+_new = object.__new__
+_last_sender = _last_conn = _last_sender_id = _last_conn_id = None  # call_reducer's cache
 
 _DEF = b''
 _REDUCERS = _PROCEDURES = _VIEWS = _ANON_VIEWS = _HTTP_HANDLERS = ()
@@ -68,8 +70,24 @@ def call_reducer(id, sender, conn, ts, args):
         f = _REDUCERS[id]
     except IndexError:
         return f'no reducer with id {id}'
-    ctx = ReducerContext(_mk_identity(sender), None if conn == _Z16 else _mk_connection_id(conn),
-                         _mk_timestamp(ts), _DB)
+    # ReducerContext(...) without its __init__ call; the immutable sender Identity and ConnectionId are reused
+    # while the same caller keeps calling (each costs ~0.4 µs to build inside wasm, a no-op reducer ~5 µs)
+    global _last_sender, _last_sender_id, _last_conn, _last_conn_id
+    ctx = _new(ReducerContext)
+    if sender != _last_sender:
+        _last_sender_id = _mk_identity(sender)
+        _last_sender = sender
+    ctx.sender = _last_sender_id
+    if conn != _last_conn:
+        _last_conn_id = None if conn == _Z16 else _mk_connection_id(conn)
+        _last_conn = conn
+    ctx.connection_id = _last_conn_id
+    t = _new(Timestamp)
+    _set_tsm(t, ts)
+    ctx.timestamp = t
+    ctx.db = _DB
+    ctx._rng = None
+    ctx._uuid_counter = 0
     dec = f.decode_args
     if dec is None:
         try:
