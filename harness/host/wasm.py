@@ -299,7 +299,8 @@ class Instance:
         argv = (c_void_p(self._ctx), c_void_p(addressof(func._func)), c_void_p(addressof(raw)), c_size_t(nslots),
                 c_void_p(addressof(trap)))
         result_fmt = {"i32": "<i", "i64": "<q"}.get(results[0]) if results else None
-        pack_into, unpack_from = fmt.pack_into, struct.unpack_from
+        pack_into = fmt.pack_into
+        unpack_from = struct.Struct(result_fmt).unpack_from if result_fmt else None
         pending, ctx = self._pending, argv[0]
         fuel = c_uint64((1 << 64) - 1 if self.limits.fuel is None else self.limits.fuel)
         ticks = c_uint64(self._ticks_to_next_check(0.0))  # limits are frozen: the first deadline is the same every call
@@ -323,7 +324,7 @@ class Instance:
                 e = pending.pop()
                 pending.clear()
                 raise Trap(f"host error: {e}", "host", e)
-            return unpack_from(result_fmt, raw, 0)[0] if result_fmt else None
+            return unpack_from(raw)[0] if unpack_from else None
 
         return call
 
