@@ -12,7 +12,7 @@ traps when `call_procedure` returns a str instead of the BSATN result.
 import struct
 import sys
 
-from spacetime_core.sats.values import Err, Some, Timestamp, _mk_connection_id, _mk_identity, _mk_timestamp, _set_tsm
+from spacetime_core.sats.values import Err, Some, Timestamp, _mk_connection_id, _mk_identity, _mk_timestamp
 
 from . import _abi
 from . import log as _log
@@ -82,9 +82,7 @@ def call_reducer(id, sender, conn, ts, args):
         _last_conn_id = None if conn == _Z16 else _mk_connection_id(conn)
         _last_conn = conn
     ctx.connection_id = _last_conn_id
-    t = _new(Timestamp)
-    _set_tsm(t, ts)
-    ctx.timestamp = t
+    ctx.timestamp = ts if ts.__class__ is Timestamp else _mk_timestamp(ts)
     ctx.db = _DB
     ctx._rng = None
     ctx._uuid_counter = 0
@@ -122,7 +120,7 @@ def call_procedure(id, sender, conn, ts, args):
     except IndexError:
         return _procedure_failed(f'no procedure with id {id}')
     ctx = ProcedureContext(_mk_identity(sender), None if conn == _Z16 else _mk_connection_id(conn),
-                           _mk_timestamp(ts), _DB)
+                           ts if ts.__class__ is Timestamp else _mk_timestamp(ts), _DB)
     dec = f.decode_args
     try:
         a = dec(args) if dec is not None else ()
