@@ -64,8 +64,9 @@ def now_micros() -> int: ...
 
 # ---- What the runtime calls: module_sdk/_dispatch.py must define these six names ----
 # describe_module() -> bytes                                       BSATN RawModuleDef
-# call_reducer(id, sender: bytes32, conn: bytes16, ts_us, args) -> None | str   (str = error message)
-# call_procedure(id, sender, conn, ts_us, args) -> bytes | str     (bytes = BSATN return value; str = the
+# call_reducer(id, sender: bytes32, conn: bytes16, ts, args) -> None | str   (str = error message; ts: the
+#                                                  runtime passes a Timestamp, other callers may pass int µs)
+# call_procedure(id, sender, conn, ts, args) -> bytes | str     (bytes = BSATN return value; str = the
 #                                                  reason, already logged: the runtime then traps, as upstream)
 # call_view(id, sender: bytes32, args) -> (code, bytes) | str      (code 2: ViewResultHeader + rows)
 # call_view_anon(id, args) -> (code, bytes) | str

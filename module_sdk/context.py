@@ -118,6 +118,7 @@ class ReducerContext(_CallInfo):
     __slots__ = ('sender', 'connection_id', 'timestamp', 'db', '_rng', '_uuid_counter')
 
     def __init__(self, sender, connection_id, timestamp, db):
+        # _dispatch.call_reducer sets the same slots without calling this (keep the two in step)
         self.sender = sender
         self.connection_id = connection_id
         self.timestamp = timestamp

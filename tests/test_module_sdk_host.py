@@ -7,7 +7,7 @@ import pytest
 
 from harness.host import Database
 from module_sdk.build import build
-from spacetime_core.sats import ConnectionId, Identity
+from spacetime_core.sats import ConnectionId, Identity, Timestamp
 
 pytestmark = pytest.mark.slow
 
@@ -118,6 +118,12 @@ def schedule(ctx: ReducerContext, n: u32):
 @init
 def setup(ctx: ReducerContext):
     log.info(f"init sender={ctx.sender}")
+
+
+@reducer
+def whoami(ctx: ReducerContext):
+    log.info(f"whoami sender={ctx.sender} conn={ctx.connection_id} ts={ctx.timestamp.micros} "
+             f"internal={ctx.sender_auth.is_internal}")
 '''
 
 
@@ -147,6 +153,18 @@ def call(db, name, *args, **kw):
 
 def test_init_runs_as_owner(db):
     assert messages(db, "init") == [f"init sender={OWNER}"]
+
+
+def test_each_call_sees_its_own_caller_and_time(db):
+    """The dispatcher reuses the caller's Identity/ConnectionId while the same caller keeps calling: a change
+    of caller or connection (or no connection) must show in the very next call."""
+    bob = Identity.from_bytes(bytes(range(2, 34)))
+    c1, c2 = ConnectionId.from_bytes(bytes(range(16))), ConnectionId.from_bytes(bytes(range(1, 17)))
+    calls = [(ALICE, c1), (ALICE, c1), (bob, c1), (bob, None), (ALICE, None), (ALICE, c2), (OWNER, c2), (OWNER, None)]
+    for i, (who, conn) in enumerate(calls):
+        call(db, "whoami", sender=who, connection_id=conn, timestamp=Timestamp(1_700_000_000_000_000 + i))
+    assert messages(db, "whoami") == [f"whoami sender={who} conn={conn} ts={1_700_000_000_000_000 + i} "
+                                      f"internal={conn is None}" for i, (who, conn) in enumerate(calls)]
 
 
 def test_crud_through_indexes(db):

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from threading import get_ident
 from typing import Any
 
 from .errors import NoSuchIndex, NoSuchTable, ReplayError, SchemaError, TxAlreadyOpen
@@ -52,7 +53,11 @@ class Datastore:
 
     def begin(self) -> Tx:
         """Open the write transaction; blocks while another thread has one open."""
-        self._acquire_writer()
+        me = get_ident()  # _acquire_writer(), inlined: once per reducer call
+        if self._writer == me:
+            raise TxAlreadyOpen("this thread already has the write transaction open")
+        self._write_lock.acquire()
+        self._writer = me
         return Tx(self, self._release_writer)
 
     def read(self) -> ReadTx:

@@ -196,7 +196,13 @@ class Tx(ReadTx):
     """The write transaction (at most one at a time per datastore)."""
 
     def __init__(self, ds: Datastore, release: Callable[[], None]) -> None:
-        super().__init__(ds, release)
+        # ReadTx.__init__'s fields, set here without the super() call (one per reducer call)
+        self._ds = ds
+        self._tables = ds._tables
+        self._index_tables = ds._index_tables
+        self._states: dict[int, _TxTable] = {}
+        self._release = release
+        self._open = True
         self._seq_touched: set[tuple[int, int]] = set()
 
     def __enter__(self) -> Self:
@@ -383,7 +389,8 @@ class Tx(ReadTx):
         if not self._open:
             raise NotInTransaction("transaction is closed")
         if not self._states and not self._seq_touched:  # wrote nothing (a read-only reducer): nothing to apply
-            self._end()
+            self._open = False  # _end(), inlined: _states is already empty
+            self._release()
             return TxData({}, {})
         tables: dict[int, TableDelta] = {}
         with self._ds._commit_lock:

@@ -50,6 +50,7 @@ from spacetime_core.sats import (
     resolve,
     sort_key,
 )
+from spacetime_core.sats.values import _mk_timestamp
 
 from . import http_in, http_out
 from .abi import AbiEnv, IndexRuntime, LogRecord, ProcedureHost, TableRuntime, row_codec
@@ -62,6 +63,7 @@ from .wasm import HostTrap, Instance, Limits, LinkError, Trap, compile_module, t
 ERR_HOST_CALL_FAILURE = 1
 ZERO_CONN = bytes(16)
 _SENDER, _CONN = struct.Struct("<4Q"), struct.Struct("<2Q")  # __call_reducer__'s sender/connection id words
+_CALL_REDUCER_PARAMS = "IQQQQQQqII"  # id, sender, connection id, timestamp, args source, error sink: all in range
 _SEQ = struct.Struct("<IHq")  # (table_id, column, next value) in a commit record's meta (low 64 bits)
 UPDATE_MARKER = "__update_module__"  # reducer name of the (empty) commit record a module update writes
 SNAPSHOT_FORMAT = 1
@@ -375,7 +377,10 @@ class Database:
 
     def _adopt(self, inst: Instance, env: AbiEnv) -> None:
         self.inst, self.env = inst, env
-        self._call_reducer_export = inst.export("__call_reducer__")
+        try:
+            self._call_reducer_export = inst.export("__call_reducer__", exact=_CALL_REDUCER_PARAMS)
+        except ValueError:  # not the ABI's signature: the plain caller (the call then fails as it always did)
+            self._call_reducer_export = inst.export("__call_reducer__")
 
     def _new_instance(self) -> None:
         inst, env, _ = self._instantiate(self.module)
@@ -612,13 +617,18 @@ class Database:
               before_commit: Callable | None = None) -> ReducerOutcome:
         rdef = self.mdef.reducers[rid]
         with self._lock:
-            ts = timestamp or Timestamp(int(time.time() * 1e6))
+            ts = timestamp or _mk_timestamp(time.time_ns() // 1000)
             if self.inst is None:
                 self._new_instance()
             tx = self.datastore.begin()
             t0 = time.perf_counter()
             status, message, trap = self._run_reducer(self._call_reducer_export, self.env, tx, rdef.name, rid,
                                                       args, sender, conn, ts)
+            if status == "committed" and before_commit is None:  # the common case, without the branches below
+                out = self._commit(rdef.name, ts, tx, t0, sender, conn, args)
+                if self._immediate and not self._draining:
+                    self._drain_immediate()
+                return out
             if trap is not None:
                 self.inst = None  # replaced lazily: the next call gets a fresh instance
                 self._emit_log(LogRecord(0, None, None, None, f"reducer {rdef.name} trapped ({trap.kind}): {trap}",
@@ -631,7 +641,7 @@ class Database:
             else:
                 if before_commit is not None:
                     before_commit(tx)
-                out = self._commit(rdef.name, ts, tx, t0, inputs=sender + conn + bytes(args))
+                out = self._commit(rdef.name, ts, tx, t0, sender, conn, args)
             self._drain_immediate()
             return out
 
@@ -642,13 +652,17 @@ class Database:
             tx.delete_all_by_eq(table_id, rows)
             self._commit(name, ts, tx, time.perf_counter())
 
-    def _commit(self, name: str, ts: Timestamp, tx: Tx, t0: float, inputs: bytes = b"") -> ReducerOutcome:
+    def _commit(self, name: str, ts: Timestamp, tx: Tx, t0: float, *inputs: bytes) -> ReducerOutcome:
         """Commit `tx` (the caller holds self._lock), make it durable, tell the scheduler and listeners.
-        `inputs` (caller identity, connection id, BSATN args) go into the record so the call can be replayed."""
+        `inputs` (caller identity, connection id, BSATN args) go into the record so the call can be replayed.
+        A transaction that changed no row has nothing to persist or schedule (most of a no-op call's cost)."""
         txdata = tx.commit()
-        offset = self._persist(name, ts, txdata, inputs)
-        self.scheduler.on_commit(txdata, ts.micros)
-        out = ReducerOutcome(name, "committed", None, txdata, offset, _us(t0), ts)
+        if txdata.tables:
+            offset = self._persist(name, ts, txdata, b"".join(inputs))
+            self.scheduler.on_commit(txdata, ts.micros)
+        else:
+            offset = None
+        out = ReducerOutcome(name, "committed", None, txdata, offset, (time.perf_counter() - t0) * 1e6, ts)
         for fn in self._commit_listeners:
             fn(out)
         return out

@@ -38,9 +38,6 @@ from module_sdk.build.toolchain import WASMTIME_VERSION, cache_dir, digest
 from module_sdk.build.validate import SERVER_FEATURES_ID, server_features
 
 _LIB = ctypes.CDLL(_ffi.filename)
-_call_unchecked = _LIB.wasmtime_func_call_unchecked
-_call_unchecked.argtypes = [c_void_p, c_void_p, c_void_p, c_size_t, c_void_p]
-_call_unchecked.restype = c_void_p  # wasmtime_error_t*
 _new_unchecked = _LIB.wasmtime_func_new_unchecked
 _new_unchecked.argtypes = [c_void_p] * 6
 _new_unchecked.restype = None
@@ -53,6 +50,15 @@ _trap_new.restype = c_void_p
 _set_fuel = _LIB.wasmtime_context_set_fuel
 _set_fuel.argtypes = [c_void_p, c_uint64]
 _set_fuel.restype = c_void_p  # wasmtime_error_t*
+# For export calls, without argtypes: called with ctypes objects made once per export, they skip
+# the per-call argument conversion (~0.1 µs each).  The two setters hold the GIL (PyDLL): they only store a value.
+_call_fast = _LIB["wasmtime_func_call_unchecked"]  # item access: a separate function object, argtypes stay None
+_call_fast.restype = c_void_p  # wasmtime_error_t*
+_PYLIB = ctypes.PyDLL(_ffi.filename)
+_set_fuel_fast = _PYLIB["wasmtime_context_set_fuel"]
+_set_fuel_fast.restype = c_void_p
+_set_epoch_deadline_fast = _PYLIB["wasmtime_context_set_epoch_deadline"]
+_set_epoch_deadline_fast.restype = None
 _error_new = _LIB.wasmtime_error_new
 _error_new.argtypes = [ctypes.c_char_p]
 _error_new.restype = c_void_p
@@ -270,43 +276,55 @@ class Instance:
         except BaseException as e:  # noqa: BLE001 - an exception escaping a ctypes callback crashes the process
             return _error_new(f"epoch callback failed: {e}".encode())
 
-    def export(self, name: str) -> Callable[..., int | None]:
-        """A fast caller for export `name`: f(*int_args) -> i32/i64 result or None."""
+    def export(self, name: str, exact: str | None = None) -> Callable[..., int | None]:
+        """A fast caller for export `name`: f(*int_args) -> i32/i64 result or None.  Arguments wrap to their
+        wasm type; with `exact` (one struct code per param: I = u32, Q = u64, q = i64) the caller promises
+        values in range instead and saves the wrapping (out-of-range values raise struct.error)."""
         func = self.exports[name]
         if not isinstance(func, wt.Func):
             raise KeyError(f"export {name} is not a function")
         ty = func.type(self.store)
         params = [str(p) for p in ty.params]
         results = [str(r) for r in ty.results]
-        fmt = struct.Struct("<" + "".join("Q8x" if p == "i64" else "I12x" for p in params))
+        if exact is not None:
+            if len(exact) != len(params) or any(c not in ("I" if p == "i32" else "Qq") for c, p in zip(exact, params)):
+                raise ValueError(f"exact={exact!r} does not match the params of {name}: {params}")
+            fmt = struct.Struct("<" + "".join(c + ("12x" if c == "I" else "8x") for c in exact))
+        else:
+            fmt = struct.Struct("<" + "".join("Q8x" if p == "i64" else "I12x" for p in params))
         masks = tuple((1 << 64) - 1 if p == "i64" else 0xFFFFFFFF for p in params)
         nslots = max(len(params), len(results), 1)
         raw = (ctypes.c_ubyte * (SLOT * nslots))()
         trap = POINTER(_ffi.wasm_trap_t)()
-        argv = (self._ctx, addressof(func._func), addressof(raw), nslots, addressof(trap))
+        argv = (c_void_p(self._ctx), c_void_p(addressof(func._func)), c_void_p(addressof(raw)), c_size_t(nslots),
+                c_void_p(addressof(trap)))
         result_fmt = {"i32": "<i", "i64": "<q"}.get(results[0]) if results else None
-        pack_into, unpack_from = fmt.pack_into, struct.unpack_from
-        pending, ctx = self._pending, self._ctx
-        fuel = (1 << 64) - 1 if self.limits.fuel is None else self.limits.fuel
-        ticks = self._ticks_to_next_check(0.0)  # limits are frozen: the first deadline is the same every call
+        pack_into = fmt.pack_into
+        unpack_from = struct.Struct(result_fmt).unpack_from if result_fmt else None
+        pending, ctx = self._pending, argv[0]
+        fuel = c_uint64((1 << 64) - 1 if self.limits.fuel is None else self.limits.fuel)
+        ticks = c_uint64(self._ticks_to_next_check(0.0))  # limits are frozen: the first deadline is the same every call
         monotonic = time.monotonic
 
         def call(*args):
-            pack_into(raw, 0, *map(and_, args, masks))
+            if exact is None:
+                pack_into(raw, 0, *map(and_, args, masks))
+            else:
+                pack_into(raw, 0, *args)
             # _set_deadline, inlined: a fresh fuel budget and wall clock per call
-            e = _set_fuel(ctx, fuel)
+            e = _set_fuel_fast(ctx, fuel)
             if e:
                 raise wt.WasmtimeError._from_ptr(cast(e, POINTER(_ffi.wasmtime_error_t)))
             self._call_start = monotonic()
-            _set_epoch_deadline(ctx, ticks)
-            err = _call_unchecked(*argv)
+            _set_epoch_deadline_fast(ctx, ticks)
+            err = _call_fast(*argv)
             if err or trap:
                 self._raise(err, trap)
             if pending:  # an import failed without trapping (should not happen): surface it
                 e = pending.pop()
                 pending.clear()
                 raise Trap(f"host error: {e}", "host", e)
-            return unpack_from(result_fmt, raw, 0)[0] if result_fmt else None
+            return unpack_from(raw)[0] if unpack_from else None
 
         return call
 

