@@ -1,7 +1,7 @@
 """Builds the runtime wasm (CPython + `_spacetime` + WASI shims, no user code) once per set of inputs.
 
 The result is cached under the artifact cache keyed by a hash of the C sources, the flags and the pinned
-toolchain versions, so users pay the ~1 minute compile once per machine and every module build after
+toolchain versions, so users pay the ~15-30 s compile once per machine and every module build after
 that reuses it.
 """
 
@@ -152,7 +152,7 @@ def build_runtime(progress=None) -> Path:
         return out
     check_pins()
     if progress:
-        progress("compiling the Python runtime (once per toolchain; about a minute)")
+        progress("compiling the Python runtime (once per toolchain; 15-30 s)")
     wasi = wasi_python_dir()
     include = wasi / "include" / "python3.11"
     libpython = wasi / "lib" / "libpython3.11.a"
