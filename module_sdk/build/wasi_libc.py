@@ -9,9 +9,11 @@ link line are the ones `zig cc -lc` produces, so the linked runtime is byte-iden
 
 The clang flags below are those zig 0.17.1 (pinned, toolchain.py) passes for each of these files, read off its
 `zig clang` child processes (`strace -f -e trace=execve` of a cold `-lc` link); the file list is the link's
-`wasm-ld --trace` over zig's libc.a.  A new ziglang pin or a runtime that calls a libc function outside this
-list needs both regenerated: the `-nostdlib` link then fails with an undefined symbol, and build_runtime() falls
-back to the `-lc` link (slow, same bytes) with a warning.  The tables are part of the runtime cache key.
+`wasm-ld --trace` over zig's libc.a.  A runtime that calls a libc function outside this list makes the
+`-nostdlib` link fail with an undefined symbol, and build_runtime() falls back to the `-lc` link (slow, same
+bytes) with a warning: regenerate the list.  A new ziglang pin needs both regenerated; tests/test_build_libc.py
+fails until then (missing sources, or bytes that differ from the `-lc` link).  The tables are part of the
+runtime cache key.
 """
 
 from __future__ import annotations
