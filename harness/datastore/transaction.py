@@ -68,6 +68,9 @@ class ReadTx:
         self._states: dict[int, _TxTable] = {}
         self._release = release
         self._open = True
+        # (Tx) sequences this transaction advanced.  Set here so that Tx needs no __init__ of its own: one
+        # constructor call per reducer call, no super() chain.
+        self._seq_touched: set[tuple[int, int]] = set()
 
     # -- lifecycle --------------------------------------------------------------------------------
     @property
@@ -194,16 +197,6 @@ class ReadTx:
 
 class Tx(ReadTx):
     """The write transaction (at most one at a time per datastore)."""
-
-    def __init__(self, ds: Datastore, release: Callable[[], None]) -> None:
-        # ReadTx.__init__'s fields, set here without the super() call (one per reducer call)
-        self._ds = ds
-        self._tables = ds._tables
-        self._index_tables = ds._index_tables
-        self._states: dict[int, _TxTable] = {}
-        self._release = release
-        self._open = True
-        self._seq_touched: set[tuple[int, int]] = set()
 
     def __enter__(self) -> Self:
         return self
