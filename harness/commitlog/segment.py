@@ -193,7 +193,7 @@ class SegmentWriter:
         path = directory / segment_name(base)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            _write_all(fd, encode_header(base))
+            _pwrite_all(fd, encode_header(base), 0)
             if durable:
                 os.fsync(fd)
         finally:
@@ -239,13 +239,6 @@ class SegmentWriter:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
 
 
 def _pwrite_all(fd: int, data: bytes, pos: int) -> None:
