@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 import struct
+import sys
+import threading
+import time
 
 import pytest
 import wasmtime as wt
 
 from harness.host import Database, Limits, ModuleLoadError
+from harness.host import wasm as wasm_mod
 from spacetime_core.sats import Identity
 
 
@@ -145,6 +149,59 @@ def test_infinite_loop_times_out_rolls_back_and_next_call_is_served(db):
     assert db.call_reducer("insert_counter", [1, 10]).committed
     assert db.rows("counter") == [(1, 10)]
     assert db.instances_created == 2
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the native epoch ticker is Linux-only")
+def test_a_runaway_call_holding_the_gil_is_interrupted_and_shares_the_gil(db):
+    """Short calls hold the GIL (harness/host/wasm.py), so the epoch must advance without Python, and a long
+    call must still let other threads run Python: a counting thread keeps going while `spin` loops, with no
+    gap longer than a few ticks, and the instance's next calls release the GIL for a while."""
+    assert wasm_mod.NATIVE_TICKER and wasm_mod.HOLD_GIL
+    stamps: list[float] = []
+    stop = threading.Event()
+
+    def count() -> None:
+        while not stop.is_set():
+            stamps.append(time.monotonic())
+            time.sleep(0.001)
+
+    t = threading.Thread(target=count)
+    t.start()
+    try:
+        t0 = time.monotonic()
+        out = db.call_reducer("spin")  # the 0.3 s limit of the fixture
+        spun = time.monotonic() - t0
+    finally:
+        stop.set()
+        t.join()
+    assert out.status == "trapped" and out.trap_kind == "timeout", out
+    assert 0.29 < spun < 3, spun
+    during = [x for x in stamps if t0 + 0.05 < x < t0 + spun - 0.05]
+    assert len(during) > 10, len(during)  # the other thread ran during the call, not only around it
+    gaps = [b - a for a, b in zip(during, during[1:])]
+    assert max(gaps) < 0.1, max(gaps)
+    assert db.call_reducer("insert_counter", [3, 30]).committed
+
+
+LOOP_WAT = """(module (func (export "count") (param i32) (result i32)
+  (loop $l (local.set 0 (i32.sub (local.get 0) (i32.const 1))) (br_if $l (local.get 0))) (local.get 0)))"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the native epoch ticker is Linux-only")
+def test_after_a_long_call_an_instance_releases_the_gil_for_a_while():
+    from harness.host.wasm import Instance, compile_module
+
+    inst = Instance(compile_module(wt.wat2wasm(LOOP_WAT)), {})
+    count = inst.export("count")
+    assert count(1000) == 0 and inst._release_until == 0.0  # short: held, nothing changes
+    t0 = time.monotonic()
+    n = 1000
+    while time.monotonic() - t0 < 2:  # grow the loop until one call runs past HOLD_LIMIT_S and a tick
+        n *= 4
+        assert count(n) == 0
+        if inst._release_until:
+            break
+    assert inst._release_until > time.monotonic(), "a long held call did not switch the instance to releasing"
 
 
 def test_trap_replaces_the_instance(db):

@@ -6,8 +6,19 @@ type objects on every call; shared/reference/wasmtime-py-host-costs.md).  Here i
 and exports are called with `wasmtime_func_call_unchecked` on a preallocated slot buffer: ~1 µs per
 export call and well under 1 µs per import.
 
-One Engine per process (function types are bound to an engine).  Calls go through `ctypes.CDLL`, which
-releases the GIL while wasm runs, so the epoch ticker thread can interrupt a runaway call.
+One Engine per process (function types are bound to an engine), whose epoch a ticker advances every 10 ms
+so that a runaway call can be interrupted.
+
+The GIL during a call.  Releasing it while wasm runs (`ctypes.CDLL`) lets other threads run Python during the
+call, but each host import must then take it back, and under load (the event loop busy on another thread) each
+take is a wait: seven imports per keynote transfer made the call cost ~25 µs more under load than alone.  So a
+call holds the GIL (`ctypes.PyDLL`) while it is short.  That needs a ticker that never takes the GIL: on
+Linux the epoch is advanced by a POSIX timer that calls `wasmtime_engine_increment_epoch` straight from a
+native thread (`_native_ticker`); elsewhere a Python thread ticks and every call releases the GIL, as before.
+A held call gets an epoch callback every tick; running Python there honours another thread's request for the
+GIL (CPython's switch interval), so a long call hands the GIL over at least every ~10 ms, and once a call of an
+instance has run `HOLD_LIMIT_S` its calls release the GIL for the next `RELEASE_FOR_S`: a long reducer then
+runs beside the event loop and other databases again, as with `CDLL`.
 
 Limits follow upstream's engine (crates/core/src/host/wasmtime/): wasmtime's default 512 KiB native stack
 for wasm code, fuel metering with a fresh budget of 120e9 units (`FunctionBudget::DEFAULT_BUDGET`, "roughly
@@ -22,10 +33,24 @@ import ctypes
 import logging
 import os
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable
-from ctypes import CFUNCTYPE, POINTER, addressof, c_size_t, c_uint32, c_uint64, c_void_p, cast
+from ctypes import (
+    CFUNCTYPE,
+    POINTER,
+    Structure,
+    addressof,
+    byref,
+    c_int,
+    c_long,
+    c_size_t,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+    cast,
+)
 from dataclasses import dataclass
 from operator import and_
 from pathlib import Path
@@ -55,6 +80,8 @@ _set_fuel.restype = c_void_p  # wasmtime_error_t*
 _call_fast = _LIB["wasmtime_func_call_unchecked"]  # item access: a separate function object, argtypes stay None
 _call_fast.restype = c_void_p  # wasmtime_error_t*
 _PYLIB = ctypes.PyDLL(_ffi.filename)
+_call_held = _PYLIB["wasmtime_func_call_unchecked"]  # the same call, GIL held (module docstring)
+_call_held.restype = c_void_p
 _set_fuel_fast = _PYLIB["wasmtime_context_set_fuel"]
 _set_fuel_fast.restype = c_void_p
 _set_epoch_deadline_fast = _PYLIB["wasmtime_context_set_epoch_deadline"]
@@ -72,6 +99,9 @@ log = logging.getLogger(__name__)
 CALLBACK = CFUNCTYPE(c_size_t, c_void_p, c_void_p, POINTER(c_uint32), c_size_t)
 EPOCH_TICK_S = 0.01
 TICKS_PER_SECOND = 100
+HOLD_LIMIT_S = 0.005  # a call that has run this long while holding the GIL ...
+RELEASE_FOR_S = 1.0  # ... makes its instance's calls release the GIL for this long
+GIL_GAP_S = 0.0002  # a long held call lets go of the GIL this long every tick
 MAX_WASM_STACK = 512 * 1024  # wasmtime's default, which upstream keeps; overflow traps
 DEFAULT_FUEL = 120_000_000_000  # upstream FunctionBudget::DEFAULT_BUDGET: 2e9 per second x 60
 SLOT = 16  # bytes per wasmtime_val_raw_t
@@ -114,14 +144,66 @@ def engine() -> wt.Engine:
             cfg.memory_may_move = False  # lets a memoryview over linear memory stay valid across memory.grow
             cfg.max_wasm_stack = MAX_WASM_STACK
             _ENGINE = wt.Engine(cfg)
-            threading.Thread(target=_tick, args=(_ENGINE,), name="wasm-epoch", daemon=True).start()
+            global HOLD_GIL
+            if not (HOLD_GIL and _native_ticker(_ENGINE)):
+                HOLD_GIL = False
+                threading.Thread(target=_tick, args=(_ENGINE,), name="wasm-epoch", daemon=True).start()
         return _ENGINE
+
+
+# Calls hold the GIL while short (module docstring); false without a native ticker, or with
+# SPACETIME_PY_WASM_GIL=release (to measure the difference).
+HOLD_GIL = os.environ.get("SPACETIME_PY_WASM_GIL", "hold") != "release"
+NATIVE_TICKER = False
 
 
 def _tick(eng: wt.Engine) -> None:
     while True:
         time.sleep(EPOCH_TICK_S)
         eng.increment_epoch()
+
+
+class _SigEvent(Structure):  # struct sigevent (Linux): sigev_value, signo, notify, then the SIGEV_THREAD union
+    _fields_ = [("value", c_void_p), ("signo", c_int), ("notify", c_int), ("function", c_void_p),
+                ("attribute", c_void_p), ("_pad", c_int * 8)]
+
+
+class _TimeSpec(Structure):
+    _fields_ = [("sec", c_long), ("nsec", c_long)]
+
+
+def _native_ticker(eng: wt.Engine) -> bool:
+    """Advance ``eng``'s epoch every EPOCH_TICK_S without Python: a POSIX timer whose SIGEV_THREAD notification
+    function is ``wasmtime_engine_increment_epoch`` itself, its argument (a ``union sigval``, passed like a
+    pointer) the engine.  glibc and musl run it on a thread of their own that never touches the GIL, so a call
+    holding the GIL is still interrupted.  False where there is no such timer (then a Python thread ticks)."""
+    global NATIVE_TICKER
+    if not sys.platform.startswith("linux") or ctypes.sizeof(c_void_p) != 8:
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        create, settime = libc.timer_create, libc.timer_settime
+    except (OSError, AttributeError):
+        try:
+            librt = ctypes.CDLL("librt.so.1", use_errno=True)
+            create, settime = librt.timer_create, librt.timer_settime
+        except (OSError, AttributeError):
+            return False
+    create.argtypes = [c_int, POINTER(_SigEvent), POINTER(c_void_p)]
+    settime.argtypes = [c_void_p, c_int, POINTER(_TimeSpec * 2), c_void_p]
+    ev = _SigEvent()
+    ev.value = cast(eng.ptr(), c_void_p).value
+    ev.notify = 2  # SIGEV_THREAD
+    ev.function = cast(_LIB.wasmtime_engine_increment_epoch, c_void_p).value
+    timer = c_void_p()
+    if create(1, byref(ev), byref(timer)) != 0:  # CLOCK_MONOTONIC
+        return False
+    ns = int(EPOCH_TICK_S * 1e9)
+    period = (_TimeSpec * 2)(_TimeSpec(0, ns), _TimeSpec(0, ns))  # it_interval, it_value
+    if settime(timer, 0, byref(period), None) != 0:
+        return False
+    NATIVE_TICKER = True
+    return True
 
 
 def compile_module(data: bytes) -> wt.Module:
@@ -194,6 +276,9 @@ class Instance:
             self.store.set_limits(memory_size=limits.memory_bytes)
         self._ctx = cast(self.store._context(), c_void_p).value
         self._call_start = time.monotonic()
+        self._held = False  # the running call holds the GIL (module docstring)
+        self._release_until = 0.0  # calls release the GIL until then (a held call ran past HOLD_LIMIT_S)
+        self._warned_s = 0  # the last whole second of the running call logged as long-running
         self._epoch_cb = EPOCH_CALLBACK(self._on_epoch)  # must outlive the store
         _deadline_callback(cast(self.store.ptr(), c_void_p).value, self._epoch_cb, None, None)
         self._pending: list[BaseException] = []
@@ -252,7 +337,7 @@ class Instance:
         """Restart the wall clock (after the call blocked in the host); the epoch callback is due in a second
         or at the timeout.  Fuel is not refilled."""
         self._call_start = time.monotonic()
-        _set_epoch_deadline(self._ctx, self._ticks_to_next_check(0.0))
+        _set_epoch_deadline(self._ctx, 1 if self._held else self._ticks_to_next_check(0.0))
 
     def _ticks_to_next_check(self, elapsed: float) -> int:
         t = self.limits.timeout_s
@@ -264,13 +349,22 @@ class Instance:
         """Epoch deadline reached: log like upstream ("Wasm has been running for ..."), and stop the call only
         when a local `timeout_s` is set and exceeded."""
         try:
-            elapsed = time.monotonic() - self._call_start
+            now = time.monotonic()
+            elapsed = now - self._call_start
             t = self.limits.timeout_s
             if t is not None and elapsed >= t:
                 return _error_new(f"wasm interrupt: ran for {elapsed:.2f}s, over the {t}s limit".encode())
-            if elapsed >= 1.0:
+            if elapsed >= 1.0 and int(elapsed) > self._warned_s:
+                self._warned_s = int(elapsed)
                 log.warning("Wasm has been running for %.1fs", elapsed)
-            delta[0] = self._ticks_to_next_check(elapsed)
+            if self._held:
+                # Back next tick, and let a thread waiting for the GIL have it now: this call is long.
+                if elapsed >= HOLD_LIMIT_S:
+                    self._release_until = now + RELEASE_FOR_S
+                    time.sleep(GIL_GAP_S)
+                delta[0] = 1
+            else:
+                delta[0] = self._ticks_to_next_check(elapsed)
             kind[0] = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
             return None
         except BaseException as e:  # noqa: BLE001 - an exception escaping a ctypes callback crashes the process
@@ -304,7 +398,9 @@ class Instance:
         pending, ctx = self._pending, argv[0]
         fuel = c_uint64((1 << 64) - 1 if self.limits.fuel is None else self.limits.fuel)
         ticks = c_uint64(self._ticks_to_next_check(0.0))  # limits are frozen: the first deadline is the same every call
+        one_tick = c_uint64(1)
         monotonic = time.monotonic
+        hold = HOLD_GIL  # engine() has decided it (an Instance exists)
 
         def call(*args):
             if exact is None:
@@ -315,9 +411,16 @@ class Instance:
             e = _set_fuel_fast(ctx, fuel)
             if e:
                 raise wt.WasmtimeError._from_ptr(cast(e, POINTER(_ffi.wasmtime_error_t)))
-            self._call_start = monotonic()
-            _set_epoch_deadline_fast(ctx, ticks)
-            err = _call_fast(*argv)
+            self._call_start = now = monotonic()
+            self._warned_s = 0
+            if hold and now >= self._release_until:
+                _set_epoch_deadline_fast(ctx, one_tick)
+                self._held = True
+                err = _call_held(*argv)
+                self._held = False
+            else:
+                _set_epoch_deadline_fast(ctx, ticks)
+                err = _call_fast(*argv)
             if err or trap:
                 self._raise(err, trap)
             if pending:  # an import failed without trapping (should not happen): surface it
