@@ -152,11 +152,16 @@ def test_infinite_loop_times_out_rolls_back_and_next_call_is_served(db):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the native epoch ticker is Linux-only")
-def test_a_runaway_call_holding_the_gil_is_interrupted_and_shares_the_gil(db):
-    """Short calls hold the GIL (harness/host/wasm.py), so the epoch must advance without Python, and a long
-    call must still let other threads run Python: a counting thread keeps going while `spin` loops, with no
-    gap longer than a few ticks, and the instance's next calls release the GIL for a while."""
-    assert wasm_mod.NATIVE_TICKER and wasm_mod.HOLD_GIL
+def test_a_runaway_call_holding_the_gil_is_interrupted_and_shares_the_gil(monkeypatch):
+    """With SPACETIME_PY_WASM_GIL=hold short calls hold the GIL (harness/host/wasm.py), so the epoch must advance
+    without Python, and a long call must still let other threads run Python: a counting thread keeps going while
+    `spin` loops, with no gap longer than a few ticks."""
+    monkeypatch.setattr(wasm_mod, "HOLD_GIL", wasm_mod.HOLD_GIL)  # restored afterwards
+    assert wasm_mod.enable_held_calls() and wasm_mod.NATIVE_TICKER
+    db = Database.create(wt.wat2wasm(WAT), owner=Identity.from_bytes(bytes(range(32))),
+                         limits=Limits(timeout_s=0.3, memory_bytes=64 << 20))
+    held = []
+    monkeypatch.setattr(wasm_mod, "_call_held", lambda *a, _f=wasm_mod._call_held: held.append(1) or _f(*a))
     stamps: list[float] = []
     stop = threading.Event()
 
@@ -181,6 +186,7 @@ def test_a_runaway_call_holding_the_gil_is_interrupted_and_shares_the_gil(db):
     gaps = [b - a for a, b in zip(during, during[1:])]
     assert max(gaps) < 0.1, max(gaps)
     assert db.call_reducer("insert_counter", [3, 30]).committed
+    assert held, "the calls did not hold the GIL"
 
 
 LOOP_WAT = """(module (func (export "count") (param i32) (result i32)
@@ -188,9 +194,11 @@ LOOP_WAT = """(module (func (export "count") (param i32) (result i32)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the native epoch ticker is Linux-only")
-def test_after_a_long_call_an_instance_releases_the_gil_for_a_while():
+def test_after_a_long_call_an_instance_releases_the_gil_for_a_while(monkeypatch):
     from harness.host.wasm import Instance, compile_module
 
+    monkeypatch.setattr(wasm_mod, "HOLD_GIL", wasm_mod.HOLD_GIL)
+    assert wasm_mod.enable_held_calls()
     inst = Instance(compile_module(wt.wat2wasm(LOOP_WAT)), {})
     count = inst.export("count")
     assert count(1000) == 0 and inst._release_until == 0.0  # short: held, nothing changes

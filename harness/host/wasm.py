@@ -11,14 +11,17 @@ so that a runaway call can be interrupted.
 
 The GIL during a call.  Releasing it while wasm runs (`ctypes.CDLL`) lets other threads run Python during the
 call, but each host import must then take it back, and under load (the event loop busy on another thread) each
-take is a wait: seven imports per keynote transfer made the call cost ~25 µs more under load than alone.  So a
-call holds the GIL (`ctypes.PyDLL`) while it is short.  That needs a ticker that never takes the GIL: on
-Linux the epoch is advanced by a POSIX timer that calls `wasmtime_engine_increment_epoch` straight from a
-native thread (`_native_ticker`); elsewhere a Python thread ticks and every call releases the GIL, as before.
-A held call gets an epoch callback every tick; running Python there honours another thread's request for the
-GIL (CPython's switch interval), so a long call hands the GIL over at least every ~10 ms, and once a call of an
-instance has run `HOLD_LIMIT_S` its calls release the GIL for the next `RELEASE_FOR_S`: a long reducer then
-runs beside the event loop and other databases again, as with `CDLL`.
+take is a wait: seven imports per keynote transfer made the call cost ~25 µs more under load than alone.  With
+`SPACETIME_PY_WASM_GIL=hold` a call holds the GIL (`ctypes.PyDLL`) while it is short.  That needs a ticker that
+never takes the GIL: on Linux the epoch is advanced by a POSIX timer that calls
+`wasmtime_engine_increment_epoch` straight from a native thread (`_native_ticker`); by default, and where there
+is no such timer, a Python thread ticks and every call releases the GIL.  A held call gets an epoch callback every
+tick; running Python there honours another thread's request for the GIL (CPython's switch interval), so a long
+call hands the GIL over at least every ~10 ms, and once a call of an instance has run `HOLD_LIMIT_S` its calls
+release the GIL for the next `RELEASE_FOR_S`: a long reducer then runs beside the event loop and other
+databases again.  Why it is not the default (benchmarks/README.md, "Holding the GIL through short calls"): the
+keynote load gains 14-32 % TPS, but the event loop and the durability thread then wait longer for the GIL, and
+with 100 subscribers the fan-out p99 went from ~12 to ~30 ms.
 
 Limits follow upstream's engine (crates/core/src/host/wasmtime/): wasmtime's default 512 KiB native stack
 for wasm code, fuel metering with a fresh budget of 120e9 units (`FunctionBudget::DEFAULT_BUDGET`, "roughly
@@ -145,15 +148,28 @@ def engine() -> wt.Engine:
             cfg.max_wasm_stack = MAX_WASM_STACK
             _ENGINE = wt.Engine(cfg)
             global HOLD_GIL
-            if not (HOLD_GIL and _native_ticker(_ENGINE)):
+            if HOLD_GIL and not _native_ticker(_ENGINE):
                 HOLD_GIL = False
+            if not NATIVE_TICKER:
                 threading.Thread(target=_tick, args=(_ENGINE,), name="wasm-epoch", daemon=True).start()
         return _ENGINE
 
 
-# Calls hold the GIL while short (module docstring); false without a native ticker, or with
-# SPACETIME_PY_WASM_GIL=release (to measure the difference).
-HOLD_GIL = os.environ.get("SPACETIME_PY_WASM_GIL", "hold") != "release"
+def enable_held_calls() -> bool:
+    """Make Instances created from now on hold the GIL during short calls, as ``SPACETIME_PY_WASM_GIL=hold`` does
+    at start-up (tests, benchmarks).  False where there is no native ticker (then nothing changes)."""
+    global HOLD_GIL
+    eng = engine()
+    with _ENGINE_LOCK:
+        if not NATIVE_TICKER and not _native_ticker(eng):
+            return False
+        HOLD_GIL = True
+        return True
+
+
+# Opt-in (SPACETIME_PY_WASM_GIL=hold): calls hold the GIL while short (module docstring).  Never without a
+# native ticker.
+HOLD_GIL = os.environ.get("SPACETIME_PY_WASM_GIL", "release") == "hold"
 NATIVE_TICKER = False
 
 
