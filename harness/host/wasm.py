@@ -294,7 +294,7 @@ class Instance:
         self._call_start = time.monotonic()
         self._held = False  # the running call holds the GIL (module docstring)
         self._release_until = 0.0  # calls release the GIL until then (a held call ran past HOLD_LIMIT_S)
-        self._warned_s = 0  # the last whole second of the running call logged as long-running
+        self._warned = (0.0, 0)  # (call start, whole second) last logged as long-running
         self._epoch_cb = EPOCH_CALLBACK(self._on_epoch)  # must outlive the store
         _deadline_callback(cast(self.store.ptr(), c_void_p).value, self._epoch_cb, None, None)
         self._pending: list[BaseException] = []
@@ -370,8 +370,9 @@ class Instance:
             t = self.limits.timeout_s
             if t is not None and elapsed >= t:
                 return _error_new(f"wasm interrupt: ran for {elapsed:.2f}s, over the {t}s limit".encode())
-            if elapsed >= 1.0 and int(elapsed) > self._warned_s:
-                self._warned_s = int(elapsed)
+            seen = (self._call_start, int(elapsed))  # a held call comes back every tick: log each second once
+            if elapsed >= 1.0 and seen != self._warned:
+                self._warned = seen
                 log.warning("Wasm has been running for %.1fs", elapsed)
             if self._held:
                 # Back next tick, and let a thread waiting for the GIL have it now: this call is long.
@@ -428,7 +429,6 @@ class Instance:
             if e:
                 raise wt.WasmtimeError._from_ptr(cast(e, POINTER(_ffi.wasmtime_error_t)))
             self._call_start = now = monotonic()
-            self._warned_s = 0
             if hold and now >= self._release_until:
                 _set_epoch_deadline_fast(ctx, one_tick)
                 self._held = True
